@@ -1,0 +1,1 @@
+"""svcctl: Kubernetes Services compiled into nftables rules, without a cluster."""

@@ -1,0 +1,158 @@
+"""The API server's format checks for names, labels, ports and addresses.
+
+Each check returns a list of messages (empty when the value is fine), worded as the API server
+words them, so a problem reads the same as ``kubectl apply`` would report it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?\Z")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_QUALIFIED_NAME_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
+_LABEL_VALUE = _QUALIFIED_NAME_PART
+_IANA_SVC_NAME = re.compile(r"[-a-z0-9]+\Z")
+_HAS_LETTER = re.compile(r"[a-z]")
+
+
+def dns1123_label(value: str) -> list[str]:
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _DNS1123_LABEL.match(value):
+        errs.append(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+            "and must start and end with an alphanumeric character"
+        )
+    return errs
+
+
+def dns1035_label(value: str) -> list[str]:
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _DNS1035_LABEL.match(value):
+        errs.append(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+            "start with an alphabetic character, and end with an alphanumeric character"
+        )
+    return errs
+
+
+def dns1123_subdomain(value: str) -> list[str]:
+    errs = []
+    if len(value) > 253:
+        errs.append("must be no more than 253 characters")
+    if not _DNS1123_SUBDOMAIN.match(value):
+        errs.append(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+            "and must start and end with an alphanumeric character"
+        )
+    return errs
+
+
+def iana_svc_name(value: str) -> list[str]:
+    """A named port: at most 15 characters, [-a-z0-9], a letter somewhere, no '--', no '-' at the ends."""
+    errs = []
+    if len(value) > 15:
+        errs.append("must be no more than 15 characters")
+    if not _IANA_SVC_NAME.match(value):
+        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if "--" in value:
+        errs.append("must not contain consecutive hyphens")
+    if not _HAS_LETTER.search(value):
+        errs.append("must contain at least one letter (a-z)")
+    if value.startswith("-") or value.endswith("-"):
+        errs.append("must not begin or end with a hyphen")
+    return errs
+
+
+def qualified_name(value: str) -> list[str]:
+    """A label key or annotation key: ``[prefix/]name``; prefix a DNS subdomain, name <= 63."""
+    prefix, _, name = value.rpartition("/")
+    errs = []
+    if "/" in prefix:
+        return ["a qualified name must consist of alphanumeric characters, '-', '_' or '.', with an optional DNS subdomain prefix and '/'"]
+    if value.endswith("/") or (prefix == "" and value.startswith("/")):
+        return ["prefix part and name part must be non-empty"]
+    if prefix:
+        errs += [f"prefix part {e}" for e in dns1123_subdomain(prefix)]
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part must be no more than 63 characters")
+    elif not _QUALIFIED_NAME_PART.match(name):
+        errs.append(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', "
+            "and must start and end with an alphanumeric character"
+        )
+    return errs
+
+
+def label_value(value: str) -> list[str]:
+    if value == "":
+        return []
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _LABEL_VALUE.match(value):
+        errs.append(
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+            "and must start and end with an alphanumeric character"
+        )
+    return errs
+
+
+def port_number(value: int) -> list[str]:
+    return [] if 1 <= value <= 65535 else ["must be between 1 and 65535, inclusive"]
+
+
+def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address as the API server takes it: no zone, no leading zeros; else None."""
+    if "%" in value:
+        return None
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def ip_address(value: str) -> list[str]:
+    return [] if parse_ip(value) is not None else ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
+
+
+_LINK_LOCAL_MULTICAST = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))
+
+
+def non_special_ip(value: str) -> list[str]:
+    """Endpoint addresses and externalIPs may not be unspecified, loopback, link-local or
+    link-local multicast: traffic to them would never leave the node (ValidateNonSpecialIP)."""
+    ip = parse_ip(value)
+    if ip is None:
+        return ip_address(value)
+    if ip.is_unspecified:
+        return ["may not be unspecified (0.0.0.0, ::)"]
+    if ip.is_loopback:
+        return ["may not be in the loopback range (127.0.0.0/8, ::1/128)"]
+    if ip.is_link_local:
+        return ["may not be in the link-local range (169.254.0.0/16, fe80::/10)"]
+    if any(ip in net for net in _LINK_LOCAL_MULTICAST if net.version == ip.version):
+        return ["may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"]
+    return []
+
+
+def parse_cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A CIDR with host bits allowed (the API server accepts 10.0.0.1/8 in source ranges)."""
+    if "/" not in value or "%" in value:
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def cidr(value: str) -> list[str]:
+    return [] if parse_cidr(value) is not None else ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]

@@ -1,0 +1,409 @@
+"""The Kubernetes objects svcctl reads, as typed, frozen models, with the API server's defaults.
+
+Field names are snake_case in Python and the API's camelCase in manifests. Unknown fields are
+errors on the objects svcctl interprets (Service, Endpoints, EndpointSlice), as kubectl's default
+strict field validation makes them; Pods are only read for a few fields, the rest is ignored.
+Types are strict like Go's JSON decoding: ``port: "80"`` is an error, not 80.
+
+Defaults that need nothing but the object itself are applied here (API server defaulting runs
+before validation); defaults that depend on the cluster (cluster IPs, node ports) are allocated
+later, in ``allocate``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic.alias_generators import to_camel
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _null_is_absent(cls, data: Any, handler: Any) -> Any:
+        # Go's JSON decoding treats `field: null` as a missing field (`endpoints: null` is common
+        # in dumps); drop such keys so the field's default applies.
+        if isinstance(data, dict) and None in data.values():
+            data = {k: v for k, v in data.items() if v is not None}
+        return handler(data)
+
+
+class _Lenient(_Model):
+    """For objects of which svcctl reads only a part (Pods): other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _enum(cls: type[StrEnum]) -> Any:
+    # Enum values arrive as strings; strict mode would demand enum instances.
+    return Annotated[cls, Strict(False)]
+
+
+class Protocol(StrEnum):
+    TCP = "TCP"
+    UDP = "UDP"
+    SCTP = "SCTP"
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+    EXTERNAL_NAME = "ExternalName"
+
+
+class TrafficPolicy(StrEnum):
+    CLUSTER = "Cluster"
+    LOCAL = "Local"
+
+
+class SessionAffinity(StrEnum):
+    NONE = "None"
+    CLIENT_IP = "ClientIP"
+
+
+class IPFamily(StrEnum):
+    IPV4 = "IPv4"
+    IPV6 = "IPv6"
+
+
+class IPFamilyPolicy(StrEnum):
+    SINGLE_STACK = "SingleStack"
+    PREFER_DUAL_STACK = "PreferDualStack"
+    REQUIRE_DUAL_STACK = "RequireDualStack"
+
+
+class AddressType(StrEnum):
+    IPV4 = "IPv4"
+    IPV6 = "IPv6"
+    FQDN = "FQDN"
+
+
+class IPMode(StrEnum):
+    VIP = "VIP"
+    PROXY = "Proxy"
+
+
+DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds: the API server's default for ClientIP affinity
+
+Str = str
+StrMap = dict[str, str]
+
+# ---- metadata -----------------------------------------------------------------------------
+
+
+class OwnerReference(_Model):
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(_Model):
+    name: str = ""
+    namespace: str = "default"
+    generate_name: str | None = None
+    labels: StrMap = Field(default_factory=dict)
+    annotations: StrMap = Field(default_factory=dict)
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+    finalizers: list[str] | None = None
+    owner_references: list[OwnerReference] | None = None
+    managed_fields: list[dict[str, Any]] | None = None
+    self_link: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_namespace_is_default(cls, data: Any) -> Any:
+        # The API server puts namespaced objects without a namespace into "default".
+        if isinstance(data, dict) and data.get("namespace") in (None, ""):
+            data = {**data, "namespace": "default"}
+        return data
+
+
+class _Object(_Model):
+    api_version: str
+    kind: str
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+# ---- Service ------------------------------------------------------------------------------
+
+IntOrString = Annotated[int, Strict()] | str
+
+
+class ServicePort(_Model):
+    name: str = ""
+    protocol: _enum(Protocol) = Protocol.TCP
+    port: int
+    target_port: IntOrString
+    node_port: int = 0
+    app_protocol: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_target_port(cls, data: Any) -> Any:
+        # An unset (or zero/empty) targetPort means "the same as port".
+        if isinstance(data, dict) and data.get("targetPort") in (None, 0, ""):
+            data = {**data, "targetPort": data.get("port")}
+        return data
+
+
+class ClientIPConfig(_Model):
+    timeout_seconds: int = DEFAULT_AFFINITY_TIMEOUT
+
+
+class SessionAffinityConfig(_Model):
+    client_ip: ClientIPConfig | None = Field(default=None, alias="clientIP")
+
+
+class ServiceSpec(_Model):
+    type: _enum(ServiceType) = ServiceType.CLUSTER_IP
+    ports: list[ServicePort] = Field(default_factory=list)
+    selector: StrMap | None = None
+    cluster_ip: str = Field(default="", alias="clusterIP")
+    cluster_ips: list[str] = Field(default_factory=list, alias="clusterIPs")
+    ip_families: list[_enum(IPFamily)] = Field(default_factory=list, alias="ipFamilies")
+    ip_family_policy: _enum(IPFamilyPolicy) | None = None
+    external_ips: list[str] = Field(default_factory=list, alias="externalIPs")
+    external_name: str = ""
+    external_traffic_policy: _enum(TrafficPolicy) | None = None
+    internal_traffic_policy: _enum(TrafficPolicy) | None = None
+    session_affinity: _enum(SessionAffinity) = SessionAffinity.NONE
+    session_affinity_config: SessionAffinityConfig | None = None
+    load_balancer_ip: str = Field(default="", alias="loadBalancerIP")
+    load_balancer_source_ranges: list[str] = Field(default_factory=list)
+    load_balancer_class: str | None = None
+    health_check_node_port: int = 0
+    allocate_load_balancer_node_ports: bool | None = None
+    publish_not_ready_addresses: bool = False
+    traffic_distribution: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_defaults(cls, data: Any) -> Any:
+        """The API server's defaulting (SetDefaults_Service) of what depends on the Service alone."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        kind = data.get("type") or "ClusterIP"
+        data["type"] = kind
+        if kind != "ExternalName":
+            data.setdefault("internalTrafficPolicy", "Cluster")
+            if data.get("clusterIP") and not data.get("clusterIPs"):
+                data["clusterIPs"] = [data["clusterIP"]]
+            if data.get("clusterIPs") and not data.get("clusterIP"):
+                data["clusterIP"] = data["clusterIPs"][0]
+        external = kind in ("NodePort", "LoadBalancer") or (kind == "ClusterIP" and data.get("externalIPs"))
+        if external and not data.get("externalTrafficPolicy"):
+            data["externalTrafficPolicy"] = "Cluster"
+        if kind == "LoadBalancer" and data.get("allocateLoadBalancerNodePorts") is None:
+            data["allocateLoadBalancerNodePorts"] = True
+        if not data.get("sessionAffinity"):
+            data["sessionAffinity"] = "None"
+        if data["sessionAffinity"] == "ClientIP":
+            config = data.get("sessionAffinityConfig") or {}
+            if isinstance(config, dict) and not (config.get("clientIP") or {}).get("timeoutSeconds"):
+                client = config.get("clientIP") or {}
+                if isinstance(client, dict):
+                    data["sessionAffinityConfig"] = {
+                        **config,
+                        "clientIP": {**client, "timeoutSeconds": DEFAULT_AFFINITY_TIMEOUT},
+                    }
+        return data
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip == "None"
+
+    @property
+    def affinity_timeout(self) -> int | None:
+        """Seconds a client keeps its endpoint, or None without ClientIP affinity."""
+        if self.session_affinity is not SessionAffinity.CLIENT_IP:
+            return None
+        config = self.session_affinity_config
+        if config and config.client_ip:
+            return config.client_ip.timeout_seconds
+        return DEFAULT_AFFINITY_TIMEOUT
+
+
+class LoadBalancerIngress(_Model):
+    ip: str = ""
+    hostname: str = ""
+    ip_mode: _enum(IPMode) | None = None
+    ports: list[dict[str, Any]] | None = None
+
+
+class LoadBalancerStatus(_Model):
+    ingress: list[LoadBalancerIngress] = Field(default_factory=list)
+
+
+class ServiceStatus(_Model):
+    load_balancer: LoadBalancerStatus = Field(default_factory=LoadBalancerStatus)
+    conditions: list[dict[str, Any]] | None = None
+
+
+class Service(_Object):
+    spec: ServiceSpec = Field(default_factory=ServiceSpec)
+    status: ServiceStatus = Field(default_factory=ServiceStatus)
+
+
+# ---- Endpoints ----------------------------------------------------------------------------
+
+
+class ObjectReference(_Model):
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    uid: str | None = None
+    api_version: str | None = None
+    resource_version: str | None = None
+    field_path: str | None = None
+
+
+class EndpointAddress(_Model):
+    ip: str
+    hostname: str | None = None
+    node_name: str | None = None
+    target_ref: ObjectReference | None = None
+
+
+class EndpointPort(_Model):
+    name: str = ""
+    port: int
+    protocol: _enum(Protocol) = Protocol.TCP
+    app_protocol: str | None = None
+
+
+class EndpointSubset(_Model):
+    addresses: list[EndpointAddress] = Field(default_factory=list)
+    not_ready_addresses: list[EndpointAddress] = Field(default_factory=list)
+    ports: list[EndpointPort] = Field(default_factory=list)
+
+
+class Endpoints(_Object):
+    subsets: list[EndpointSubset] = Field(default_factory=list)
+
+
+# ---- EndpointSlice ------------------------------------------------------------------------
+
+
+class EndpointConditions(_Model):
+    # A missing ready or serving means true, a missing terminating means false (discovery/v1).
+    ready: bool | None = None
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+class ForZone(_Model):
+    name: str
+
+
+class EndpointHints(_Model):
+    for_zones: list[ForZone] | None = None
+    for_nodes: list[ForZone] | None = None
+
+
+class Endpoint(_Model):
+    addresses: list[str]
+    conditions: EndpointConditions = Field(default_factory=EndpointConditions)
+    hostname: str | None = None
+    target_ref: ObjectReference | None = None
+    deprecated_topology: StrMap | None = None
+    node_name: str | None = None
+    zone: str | None = None
+    hints: EndpointHints | None = None
+
+
+class EndpointSlicePort(_Model):
+    name: str = ""
+    protocol: _enum(Protocol) = Protocol.TCP
+    port: int | None = None
+    app_protocol: str | None = None
+
+
+class EndpointSlice(_Object):
+    address_type: _enum(AddressType)
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    ports: list[EndpointSlicePort] = Field(default_factory=list)
+
+
+# ---- Pod ----------------------------------------------------------------------------------
+
+
+class ContainerPort(_Lenient):
+    name: str = ""
+    container_port: int
+    protocol: _enum(Protocol) = Protocol.TCP
+
+
+class Container(_Lenient):
+    name: str = ""
+    ports: list[ContainerPort] = Field(default_factory=list)
+
+
+class PodSpec(_Lenient):
+    node_name: str = ""
+    containers: list[Container] = Field(default_factory=list)
+    init_containers: list[Container] = Field(default_factory=list)
+
+
+class PodCondition(_Lenient):
+    type: str
+    status: str
+
+
+class PodIP(_Lenient):
+    ip: str
+
+
+class PodStatus(_Lenient):
+    phase: str = ""
+    pod_ip: str = Field(default="", alias="podIP")
+    pod_ips: list[PodIP] = Field(default_factory=list, alias="podIPs")
+    conditions: list[PodCondition] = Field(default_factory=list)
+
+
+class PodMeta(ObjectMeta, _Lenient):
+    pass
+
+
+class Pod(_Object, _Lenient):
+    metadata: PodMeta = Field(default_factory=PodMeta)
+    spec: PodSpec = Field(default_factory=PodSpec)
+    status: PodStatus = Field(default_factory=PodStatus)
+
+    @property
+    def ips(self) -> list[str]:
+        if self.status.pod_ips:
+            return [p.ip for p in self.status.pod_ips]
+        return [self.status.pod_ip] if self.status.pod_ip else []
+
+    @property
+    def ready(self) -> bool:
+        return any(c.type == "Ready" and c.status == "True" for c in self.status.conditions)
+
+
+# (apiVersion, kind) -> model. Other kinds are skipped.
+KINDS: dict[tuple[str, str], type[_Object]] = {
+    ("v1", "Service"): Service,
+    ("v1", "Endpoints"): Endpoints,
+    ("discovery.k8s.io/v1", "EndpointSlice"): EndpointSlice,
+    ("v1", "Pod"): Pod,
+}
