@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .problems import InvalidInput, Path as FieldPath, Problem
+from .problems import Path as FieldPath, Problem
 
 # PyYAML's C loader is ~8x faster than the pure-Python one (kernel-notes.md: 5 s vs 40 s for 12 MB).
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -292,17 +292,15 @@ def _collect(
     objects.append(RawObject(data, origin))
 
 
-def load(manifests: list[str]) -> list[RawObject]:
-    """Read and parse every manifest. Raises InvalidInput with every problem found."""
+def load(manifests: list[str]) -> tuple[list[RawObject], list[Problem]]:
+    """Read and parse every manifest: the objects found, and the problems of what could not be read."""
     sources, problems = read_sources(manifests)
     objects: list[RawObject] = []
     for source in sources:
         found, bad = parse_source(source)
         objects.extend(found)
         problems.extend(bad)
-    if problems:
-        raise InvalidInput(problems)
-    return objects
+    return objects, problems
 
 
 # ---- locating a field, lazily -------------------------------------------------------------

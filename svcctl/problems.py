@@ -65,4 +65,12 @@ class InvalidInput(Exception):
         super().__init__(f"{len(self.problems)} problem(s) in the input")
 
     def lines(self) -> list[str]:
-        return [p.render() for p in self.problems]
+        """One line per problem, in file order (stable, so a file's problems keep their order on a line)."""
+        rendered = [(p.render(), p) for p in self.problems]
+        return [text for text, _ in sorted(rendered, key=lambda r: _file_line(r[0]))]
+
+
+def _file_line(text: str) -> tuple[str, int]:
+    file, _, rest = text.partition(":")
+    line = rest.partition(":")[0]
+    return file, int(line) if line.isdigit() else 0

@@ -1,0 +1,136 @@
+"""The command line (cli-contract.md). The only module that prints or decides exit statuses.
+
+Exit statuses: 0 ok; 1 ``diff`` found differences; 2 invalid input (or any other error a user
+can cause); 3 the kernel refused or is out of reach (missing privileges or support).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from typing import Annotated, Optional
+
+import typer
+
+from . import show as show_output
+from .options import Options, build_options
+from .pipeline import read_inventory, read_services
+from .problems import InvalidInput
+
+EXIT_OK, EXIT_DIFFERENT, EXIT_INVALID, EXIT_KERNEL = 0, 1, 2, 3
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Compile Kubernetes Services into nftables rules and load them, without a cluster.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Manifests = Annotated[
+    list[str],
+    typer.Argument(help="Manifest files, directories (every *.yaml, *.yml, *.json inside) or - for standard input."),
+]
+NodeName = Annotated[Optional[str], typer.Option("--node-name", help="This node's name (default: the hostname).")]
+ClusterCIDR = Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")]
+NodePortAddresses = Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="NodePorts answer only on local addresses in these ranges (repeatable).")]
+MasqueradeAll = Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all service traffic.", show_default=False)]
+Table = Annotated[Optional[str], typer.Option("--table", help="Name of svcctl's nftables tables, one per family [default: svcctl].")]
+Config = Annotated[Optional[str], typer.Option("--config", help="YAML file with the same settings (flags win).")]
+ServiceCIDR = Annotated[Optional[list[str]], typer.Option("--service-cidr", help="Ranges cluster IPs are allocated from, one per family [default: 10.96.0.0/12, fd00:10:96::/112].")]
+NodePortRange = Annotated[Optional[str], typer.Option("--service-node-port-range", help="Valid node ports [default: 30000-32767].")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also say which objects were skipped.")]
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _options(
+    config: str | None = None,
+    node_name: str | None = None,
+    cluster_cidr: list[str] | None = None,
+    nodeport_addresses: list[str] | None = None,
+    masquerade_all: bool | None = None,
+    table: str | None = None,
+    service_cidr: list[str] | None = None,
+    node_port_range: str | None = None,
+) -> Options:
+    return build_options(
+        config,
+        {
+            "node-name": node_name,
+            "cluster-cidr": cluster_cidr,
+            "nodeport-addresses": nodeport_addresses,
+            "masquerade-all": masquerade_all or None,
+            "table": table,
+            "service-cidr": service_cidr,
+            "service-node-port-range": node_port_range,
+        },
+    )
+
+
+def _say_skipped(inventory, verbose: bool) -> None:  # type: ignore[no-untyped-def]
+    if verbose:
+        for what, origin in inventory.skipped:
+            typer.echo(f"{origin.source.name}:{origin.line}: skipped {what} (not a kind svcctl uses)", err=True)
+
+
+@app.command()
+def validate(
+    manifests: Manifests,
+    service_node_port_range: NodePortRange = None,
+    config: Config = None,
+    verbose: Verbose = False,
+) -> None:
+    """Parse and validate only; list every problem. Exit 0 valid, 2 invalid."""
+    options = _options(config, node_port_range=service_node_port_range)
+    inventory = read_inventory(manifests, options)
+    _say_skipped(inventory, verbose)
+    counts = f"{len(inventory.services)} Service(s), {len(inventory.endpoints)} Endpoints, {len(inventory.slices)} EndpointSlice(s), {len(inventory.pods)} Pod(s)"
+    typer.echo(f"valid: {counts}")
+
+
+@app.command()
+def show(
+    manifests: Manifests,
+    output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.TABLE,
+    node_name: NodeName = None,
+    service_cidr: ServiceCIDR = None,
+    service_node_port_range: NodePortRange = None,
+    config: Config = None,
+    verbose: Verbose = False,
+) -> None:
+    """Show every Service port with its addresses and resolved endpoints."""
+    options = _options(config, node_name=node_name, service_cidr=service_cidr, node_port_range=service_node_port_range)
+    inventory, services = read_services(manifests, options)
+    _say_skipped(inventory, verbose)
+    render = show_output.render_json if output is Format.JSON else show_output.render_table
+    sys.stdout.write(render(services))
+
+
+def main() -> None:
+    """Entry point: runs the app and turns every error a user can cause into a message and a status."""
+    try:
+        app(standalone_mode=False)
+    except InvalidInput as err:
+        for line in err.lines():
+            print(line, file=sys.stderr)
+        sys.exit(EXIT_INVALID)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        print("svcctl: aborted", file=sys.stderr)
+        sys.exit(EXIT_INVALID)
+    except Exception as err:  # noqa: BLE001 - the contract: no traceback for anything a user can cause
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(EXIT_INVALID)
+        if os.environ.get("SVCCTL_DEBUG"):
+            raise
+        print(f"svcctl: internal error: {type(err).__name__}: {err} (set SVCCTL_DEBUG=1 for details)", file=sys.stderr)
+        sys.exit(EXIT_INVALID)
+    sys.exit(EXIT_OK)

@@ -1,0 +1,126 @@
+"""Node and cluster settings: command-line flags, optionally read from a YAML config file.
+
+A config file holds the same settings as the flags, under the flags' names without the dashes
+in front (``node-name: n1``, ``cluster-cidr: [10.244.0.0/16]``); flags given on the command line win.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import formats
+from .problems import InvalidInput, Problem
+from .validate import NodePortRange
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
+DEFAULT_SERVICE_CIDRS = ("10.96.0.0/12", "fd00:10:96::/112")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything besides the manifests that decides the ruleset."""
+
+    node_name: str = ""
+    cluster_cidrs: tuple[Network, ...] = ()
+    nodeport_addresses: tuple[Network, ...] = ()
+    masquerade_all: bool = False
+    table: str = "svcctl"
+    service_cidrs: tuple[Network, ...] = field(
+        default_factory=lambda: tuple(ipaddress.ip_network(c) for c in DEFAULT_SERVICE_CIDRS)
+    )
+    node_port_range: NodePortRange = NodePortRange()
+
+
+# setting name (flag without dashes) -> Options field
+_SETTINGS = {
+    "node-name": "node_name",
+    "cluster-cidr": "cluster_cidrs",
+    "nodeport-addresses": "nodeport_addresses",
+    "masquerade-all": "masquerade_all",
+    "table": "table",
+    "service-cidr": "service_cidrs",
+    "service-node-port-range": "node_port_range",
+}
+
+
+def build_options(config_file: str | None, flags: dict[str, Any]) -> Options:
+    """Merge a config file (if any) and flags (None = not given) into checked Options.
+    Raises InvalidInput listing every bad setting."""
+    settings: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if config_file:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as err:
+            raise InvalidInput([Problem(f"cannot read config: {getattr(err, 'strerror', None) or err}", file=config_file)])
+        except yaml.YAMLError as err:
+            raise InvalidInput([Problem(f"invalid YAML: {err}", file=config_file)])
+        if not isinstance(loaded, dict):
+            raise InvalidInput([Problem("a config file must be a mapping of settings", file=config_file)])
+        for key, value in loaded.items():
+            if key not in _SETTINGS:
+                known = ", ".join(_SETTINGS)
+                problems.append(Problem(f'unknown setting "{key}" (known: {known})', file=config_file))
+            else:
+                settings[key] = value
+    for key, value in flags.items():
+        if value is not None and value != () and value != []:
+            settings[key] = value
+
+    values: dict[str, Any] = {}
+    for key, value in settings.items():
+        try:
+            values[_SETTINGS[key]] = _convert(key, value)
+        except ValueError as err:
+            problems.append(Problem(f"{key}: {err}", file=config_file if key not in flags or flags[key] is None else "command line"))
+    if problems:
+        raise InvalidInput(problems)
+    options = replace(Options(), **values)
+    if not options.node_name:
+        options = replace(options, node_name=socket.gethostname())
+    return options
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _convert(key: str, value: Any) -> Any:
+    if key in ("cluster-cidr", "nodeport-addresses", "service-cidr"):
+        nets = []
+        for item in _as_list(value):
+            net = formats.parse_cidr(str(item))
+            if net is None:
+                raise ValueError(f'"{item}" is not a CIDR (e.g. 10.244.0.0/16 or fd00:244::/56)')
+            nets.append(net)
+        if key == "service-cidr":
+            if len({n.version for n in nets}) != len(nets) or len(nets) > 2:
+                raise ValueError("at most one range per IP family")
+        return tuple(nets)
+    if key == "masquerade-all":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if key == "table":
+        if not isinstance(value, str) or not _TABLE_NAME.match(value):
+            raise ValueError(f'"{value}" is not a valid table name (lower case letters, digits and "_", at most 31, starting with a letter)')
+        return value
+    if key == "node-name":
+        if not isinstance(value, str) or formats.dns1123_subdomain(value):
+            raise ValueError(f'"{value}" is not a valid node name (a DNS-1123 subdomain)')
+        return value
+    if key == "service-node-port-range":
+        match = re.fullmatch(r"(\d+)-(\d+)", str(value).strip())
+        if not match or not 1 <= int(match[1]) <= int(match[2]) <= 65535:
+            raise ValueError(f'"{value}" is not a port range like 30000-32767')
+        return NodePortRange(int(match[1]), int(match[2]))
+    raise AssertionError(key)

@@ -1,0 +1,259 @@
+"""Work out every Service port's endpoints, as kube-proxy sees them.
+
+Where endpoints come from, in order (cli-contract.md): the EndpointSlices labelled
+``kubernetes.io/service-name`` with the Service's name; else the Endpoints object of the same
+name; else, for a Service with a selector, the Pods in the input that the selector matches,
+following the EndpointSlice controller's rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .allocate import Allocation, allocate
+from .model import (
+    AddressType,
+    Endpoints,
+    EndpointSlice,
+    IPMode,
+    Pod,
+    Protocol,
+    Service,
+    ServicePort,
+    ServiceType,
+    TrafficPolicy,
+)
+from .options import Network, Options
+from .validate import SERVICE_NAME_LABEL, Inventory
+
+
+class Source(StrEnum):
+    SLICES = "EndpointSlice"
+    ENDPOINTS = "Endpoints"
+    PODS = "Pods"
+    NONE = "none"
+
+
+@dataclass(frozen=True, order=True)
+class Backend:
+    """One endpoint of one Service port."""
+
+    address: str  # canonical IP text
+    port: int
+    node: str
+    ready: bool
+    serving: bool
+    terminating: bool
+    zone: str
+    local: bool  # on this node (Options.node_name)
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.address else 4
+
+
+@dataclass(frozen=True)
+class ResolvedPort:
+    name: str
+    protocol: Protocol
+    port: int
+    target_port: int | str
+    node_port: int  # 0: none
+    backends: tuple[Backend, ...]
+
+    def usable(self, local_only: bool, version: int) -> tuple[Backend, ...]:
+        """The endpoints traffic may go to: the ready ones; if none is ready, the ones that are
+        serving and terminating (kube-proxy's fallback, so connections drain during a rollout).
+        With ``local_only``, the same choice among this node's endpoints alone."""
+        candidates = [b for b in self.backends if b.version == version and (b.local or not local_only)]
+        ready = tuple(b for b in candidates if b.ready)
+        if ready:
+            return ready
+        return tuple(b for b in candidates if b.serving and b.terminating)
+
+
+@dataclass(frozen=True)
+class ResolvedService:
+    namespace: str
+    name: str
+    type: ServiceType
+    cluster_ips: tuple[str, ...]
+    external_ips: tuple[str, ...]
+    load_balancer_ips: tuple[str, ...]  # status ingress IPs, except ipMode Proxy ones
+    source_ranges: tuple[Network, ...]
+    external_traffic_policy: TrafficPolicy | None
+    internal_traffic_policy: TrafficPolicy | None
+    affinity_timeout: int | None
+    headless: bool
+    external_name: str
+    endpoint_source: Source
+    ports: tuple[ResolvedPort, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def proxied(self) -> bool:
+        """Whether the Service gets packet rules: headless and ExternalName Services are only DNS."""
+        return self.type is not ServiceType.EXTERNAL_NAME and not self.headless
+
+
+def resolve(inventory: Inventory, options: Options) -> list[ResolvedService]:
+    """Every Service with its allocated addresses and per-port endpoints, sorted by namespace/name."""
+    allocations = allocate(inventory, options)
+    slices: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
+    for e in inventory.slices:
+        owner = e.obj.metadata.labels.get(SERVICE_NAME_LABEL)
+        if owner:
+            slices[(e.obj.metadata.namespace, owner)].append(e.obj)
+    endpoints = {(e.obj.metadata.namespace, e.obj.metadata.name): e.obj for e in inventory.endpoints}
+    pods: dict[str, list[Pod]] = defaultdict(list)
+    for e in inventory.pods:
+        pods[e.obj.metadata.namespace].append(e.obj)
+    out = []
+    for entry in sorted(inventory.services, key=lambda e: (e.obj.metadata.namespace, e.obj.metadata.name)):
+        svc = entry.obj
+        key = (svc.metadata.namespace, svc.metadata.name)
+        if key in slices:
+            source, per_port = Source.SLICES, _from_slices(svc, slices[key], options)
+        elif key in endpoints:
+            source, per_port = Source.ENDPOINTS, _from_endpoints(svc, endpoints[key], options)
+        elif svc.spec.selector:
+            source, per_port = Source.PODS, _from_pods(svc, pods[svc.metadata.namespace], options)
+        else:
+            source, per_port = Source.NONE, [[] for _ in svc.spec.ports]
+        out.append(_resolved(svc, allocations[svc.ref], source, per_port))
+    return out
+
+
+def _resolved(svc: Service, alloc: Allocation, source: Source, per_port: list[list[Backend]]) -> ResolvedService:
+    spec = svc.spec
+    lb_ips: tuple[str, ...] = ()
+    if spec.type is ServiceType.LOAD_BALANCER:
+        # ipMode Proxy: the load balancer proxies and sends traffic to the node, not to the IP,
+        # so the node must not capture traffic for that IP (KEP-1860).
+        lb_ips = tuple(
+            str(ipaddress.ip_address(i.ip))
+            for i in svc.status.load_balancer.ingress
+            if i.ip and i.ip_mode is not IPMode.PROXY
+        )
+    ports = tuple(
+        ResolvedPort(
+            name=p.name,
+            protocol=p.protocol,
+            port=p.port,
+            target_port=p.target_port,
+            node_port=alloc.node_ports[i],
+            backends=tuple(sorted(set(per_port[i]))),
+        )
+        for i, p in enumerate(spec.ports)
+    )
+    return ResolvedService(
+        namespace=svc.metadata.namespace,
+        name=svc.metadata.name,
+        type=spec.type,
+        cluster_ips=alloc.cluster_ips,
+        external_ips=tuple(str(ipaddress.ip_address(ip)) for ip in spec.external_ips),
+        load_balancer_ips=lb_ips,
+        source_ranges=tuple(ipaddress.ip_network(r.strip(), strict=False) for r in spec.load_balancer_source_ranges),
+        external_traffic_policy=spec.external_traffic_policy,
+        internal_traffic_policy=spec.internal_traffic_policy,
+        affinity_timeout=spec.affinity_timeout,
+        headless=spec.headless,
+        external_name=spec.external_name,
+        endpoint_source=source,
+        ports=ports,
+    )
+
+
+def _backend(ip: str, port: int, node: str | None, ready: bool, serving: bool, terminating: bool, zone: str | None, options: Options) -> Backend:
+    node = node or ""
+    return Backend(
+        address=str(ipaddress.ip_address(ip)),
+        port=port,
+        node=node,
+        ready=ready,
+        serving=serving,
+        terminating=terminating,
+        zone=zone or "",
+        local=bool(node) and node == options.node_name,
+    )
+
+
+def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) -> list[list[Backend]]:
+    per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
+    seen: list[set[tuple[str, int]]] = [set() for _ in svc.spec.ports]
+    for es in sorted(slices, key=lambda s: s.metadata.name):
+        if es.address_type is AddressType.FQDN:
+            continue  # kube-proxy ignores FQDN slices: there is no address to forward to
+        for i, sp in enumerate(svc.spec.ports):
+            # A slice port belongs to the Service port of the same name and protocol.
+            match = next((p for p in es.ports if p.name == sp.name and p.protocol is sp.protocol), None)
+            if match is None or match.port is None:
+                continue
+            for ep in es.endpoints:
+                c = ep.conditions
+                ready = c.ready is not False  # a missing ready or serving condition means true
+                serving = c.serving if c.serving is not None else ready
+                terminating = bool(c.terminating)
+                address = ep.addresses[0]  # kube-proxy uses the first address only
+                key = (str(ipaddress.ip_address(address)), match.port)
+                if key in seen[i]:
+                    continue  # the same endpoint in two slices (during an update): count it once
+                seen[i].add(key)
+                per_port[i].append(_backend(address, match.port, ep.node_name, ready, serving, terminating, ep.zone, options))
+    return per_port
+
+
+def _from_endpoints(svc: Service, ep: Endpoints, options: Options) -> list[list[Backend]]:
+    per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
+    for subset in ep.subsets:
+        for i, sp in enumerate(svc.spec.ports):
+            match = next((p for p in subset.ports if p.name == sp.name and p.protocol is sp.protocol), None)
+            if match is None:
+                continue
+            # Endpoints know no terminating state: an address is ready, or not ready and not serving.
+            for a in subset.addresses:
+                per_port[i].append(_backend(a.ip, match.port, a.node_name, True, True, False, None, options))
+            for a in subset.not_ready_addresses:
+                per_port[i].append(_backend(a.ip, match.port, a.node_name, False, False, False, None, options))
+    return per_port
+
+
+def _from_pods(svc: Service, pods: list[Pod], options: Options) -> list[list[Backend]]:
+    """The EndpointSlice controller's view of the Pods a selector matches."""
+    selector = svc.spec.selector or {}
+    publish = svc.spec.publish_not_ready_addresses
+    per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
+    for pod in pods:
+        labels = pod.metadata.labels
+        if any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        # Pods without an IP and finished Pods never become endpoints.
+        if not pod.ips or pod.status.phase in ("Succeeded", "Failed"):
+            continue
+        serving = pod.ready
+        terminating = pod.metadata.deletion_timestamp is not None
+        # "ready" is never true for a terminating Pod, unless publishNotReadyAddresses says so.
+        ready = publish or (serving and not terminating)
+        for i, sp in enumerate(svc.spec.ports):
+            target = _pod_port(pod, sp)
+            if target is None:
+                continue  # a named targetPort this Pod does not have: not an endpoint of this port
+            for ip in pod.ips:
+                per_port[i].append(_backend(ip, target, pod.spec.node_name, ready, serving, terminating, None, options))
+    return per_port
+
+
+def _pod_port(pod: Pod, sp: ServicePort) -> int | None:
+    if isinstance(sp.target_port, int):
+        return sp.target_port
+    for container in pod.spec.containers:
+        for cp in container.ports:
+            if cp.name == sp.target_port and cp.protocol is sp.protocol:
+                return cp.container_port
+    return None

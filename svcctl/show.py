@@ -1,0 +1,101 @@
+"""``svcctl show``: resolved Services as a readable table, or as JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .resolve import Backend, ResolvedPort, ResolvedService
+
+
+def _backend_text(b: Backend) -> str:
+    address = f"[{b.address}]" if b.version == 6 else b.address
+    flags = [] if b.ready else ["terminating" if b.terminating else "not ready"]
+    if not b.ready and b.terminating and b.serving:
+        flags = ["terminating, serving"]
+    if b.local:
+        flags.append("local")
+    return f"{address}:{b.port}" + (f" ({', '.join(flags)})" if flags else "")
+
+
+def _port_text(p: ResolvedPort) -> str:
+    text = f"{p.name + ' ' if p.name else ''}{p.port}/{p.protocol.value}->{p.target_port}"
+    return text + (f" nodePort {p.node_port}" if p.node_port else "")
+
+
+def _addresses(s: ResolvedService) -> str:
+    if s.external_name:
+        return s.external_name
+    if s.headless:
+        return "None (headless)"
+    parts = list(s.cluster_ips)
+    parts += [f"{ip} (external)" for ip in s.external_ips]
+    parts += [f"{ip} (load balancer)" for ip in s.load_balancer_ips]
+    return ", ".join(parts)
+
+
+def render_table(services: list[ResolvedService]) -> str:
+    header = ("SERVICE", "TYPE", "ADDRESSES", "PORT", "ENDPOINTS")
+    rows: list[tuple[str, ...]] = []
+    for s in services:
+        policies = []
+        if s.external_traffic_policy and s.external_traffic_policy.value == "Local":
+            policies.append("etp=Local")
+        if s.internal_traffic_policy and s.internal_traffic_policy.value == "Local":
+            policies.append("itp=Local")
+        if s.affinity_timeout:
+            policies.append(f"affinity={s.affinity_timeout}s")
+        kind = s.type.value + (f" [{' '.join(policies)}]" if policies else "")
+        ports = s.ports or ()
+        if not ports:
+            rows.append((s.ref, kind, _addresses(s), "-", "-"))
+        for i, p in enumerate(ports):
+            endpoints = ", ".join(_backend_text(b) for b in p.backends) if s.proxied else "-"
+            if s.proxied and not p.backends:
+                endpoints = "<none>"
+            first = i == 0
+            rows.append((s.ref if first else "", kind if first else "", _addresses(s) if first else "", _port_text(p), endpoints))
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header) - 1)]
+    lines = []
+    for r in [header, *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def render_json(services: list[ResolvedService]) -> str:
+    def port(p: ResolvedPort) -> dict[str, Any]:
+        return {
+            "name": p.name,
+            "protocol": p.protocol.value,
+            "port": p.port,
+            "targetPort": p.target_port,
+            "nodePort": p.node_port or None,
+            "endpoints": [
+                {
+                    "address": b.address, "port": b.port, "nodeName": b.node or None, "zone": b.zone or None,
+                    "ready": b.ready, "serving": b.serving, "terminating": b.terminating, "local": b.local,
+                }
+                for b in p.backends
+            ],
+        }
+
+    data = [
+        {
+            "namespace": s.namespace,
+            "name": s.name,
+            "type": s.type.value,
+            "clusterIPs": list(s.cluster_ips),
+            "externalIPs": list(s.external_ips),
+            "loadBalancerIPs": list(s.load_balancer_ips),
+            "loadBalancerSourceRanges": [str(n) for n in s.source_ranges],
+            "externalName": s.external_name or None,
+            "headless": s.headless,
+            "externalTrafficPolicy": s.external_traffic_policy.value if s.external_traffic_policy else None,
+            "internalTrafficPolicy": s.internal_traffic_policy.value if s.internal_traffic_policy else None,
+            "sessionAffinityTimeout": s.affinity_timeout,
+            "endpointSource": s.endpoint_source.value,
+            "ports": [port(p) for p in s.ports],
+        }
+        for s in services
+    ]
+    return json.dumps(data, indent=2) + "\n"
