@@ -43,11 +43,14 @@ class Problem:
     file: str = ""
     line: int | None = None
 
-    def render(self) -> str:
-        file, line = self.file, self.line
+    def location(self) -> tuple[str, int]:
+        """File name and line (0 when unknown)."""
         if self.origin is not None:
-            file = self.origin.source.name
-            line = self.origin.line_of(self.path)
+            return self.origin.source.name, self.origin.line_of(self.path)
+        return self.file, self.line or 0
+
+    def render(self) -> str:
+        file, line = self.location()
         parts = [f"{file}:{line}" if line else file]
         if self.kind:
             parts.append(f"{self.kind} {self.ref}")
@@ -65,12 +68,5 @@ class InvalidInput(Exception):
         super().__init__(f"{len(self.problems)} problem(s) in the input")
 
     def lines(self) -> list[str]:
-        """One line per problem, in file order (stable, so a file's problems keep their order on a line)."""
-        rendered = [(p.render(), p) for p in self.problems]
-        return [text for text, _ in sorted(rendered, key=lambda r: _file_line(r[0]))]
-
-
-def _file_line(text: str) -> tuple[str, int]:
-    file, _, rest = text.partition(":")
-    line = rest.partition(":")[0]
-    return file, int(line) if line.isdigit() else 0
+        """One line per problem, in file order (stable: problems on one line keep their order)."""
+        return [p.render() for p in sorted(self.problems, key=Problem.location)]
