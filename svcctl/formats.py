@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?\Z")
@@ -110,36 +111,50 @@ def port_number(value: int) -> list[str]:
     return [] if 1 <= value <= 65535 else ["must be between 1 and 65535, inclusive"]
 
 
-def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An IP address as the API server takes it: no zone, no leading zeros; else None."""
-    if "%" in value:
-        return None
+def packed_ip(value: str) -> bytes | None:
+    """The address's bytes (4 or 16), or None if it is not an IP address as the API server takes
+    it: no zone, no leading zeros. inet_pton is strict and ~20x faster than the ipaddress module,
+    which matters for 100,000 endpoints."""
     try:
-        return ipaddress.ip_address(value)
-    except ValueError:
+        return socket.inet_pton(socket.AF_INET6 if ":" in value else socket.AF_INET, value)
+    except (OSError, TypeError):
         return None
+
+
+def canonical_ip(value: str) -> str:
+    """The canonical text of a valid address (``fd00:0::1`` -> ``fd00::1``)."""
+    family = socket.AF_INET6 if ":" in value else socket.AF_INET
+    return socket.inet_ntop(family, socket.inet_pton(family, value))
+
+
+def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    packed = packed_ip(value)
+    return None if packed is None else ipaddress.ip_address(packed)
 
 
 def ip_address(value: str) -> list[str]:
-    return [] if parse_ip(value) is not None else ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
-
-
-_LINK_LOCAL_MULTICAST = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))
+    return [] if packed_ip(value) is not None else ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
 
 
 def non_special_ip(value: str) -> list[str]:
     """Endpoint addresses and externalIPs may not be unspecified, loopback, link-local or
     link-local multicast: traffic to them would never leave the node (ValidateNonSpecialIP)."""
-    ip = parse_ip(value)
-    if ip is None:
+    b = packed_ip(value)
+    if b is None:
         return ip_address(value)
-    if ip.is_unspecified:
+    if len(b) == 4:
+        unspecified, loopback = b == bytes(4), b[0] == 127
+        link_local, multicast = b[:2] == b"\xa9\xfe", b[:3] == b"\xe0\x00\x00"  # 169.254/16, 224.0.0/24
+    else:
+        unspecified, loopback = b == bytes(16), b == bytes(15) + b"\x01"
+        link_local, multicast = b[0] == 0xFE and b[1] & 0xC0 == 0x80, b[:2] == b"\xff\x02"  # fe80::/10, ff02::/16
+    if unspecified:
         return ["may not be unspecified (0.0.0.0, ::)"]
-    if ip.is_loopback:
+    if loopback:
         return ["may not be in the loopback range (127.0.0.0/8, ::1/128)"]
-    if ip.is_link_local:
+    if link_local:
         return ["may not be in the link-local range (169.254.0.0/16, fe80::/10)"]
-    if any(ip in net for net in _LINK_LOCAL_MULTICAST if net.version == ip.version):
+    if multicast:
         return ["may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"]
     return []
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, model_validator
 from pydantic.alias_generators import to_camel
+
+from . import bulk
+from .bulk import Endpoint, EndpointAddress
 
 
 class _Model(BaseModel):
@@ -267,21 +270,7 @@ class Service(_Object):
 # ---- Endpoints ----------------------------------------------------------------------------
 
 
-class ObjectReference(_Model):
-    kind: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-    uid: str | None = None
-    api_version: str | None = None
-    resource_version: str | None = None
-    field_path: str | None = None
-
-
-class EndpointAddress(_Model):
-    ip: str
-    hostname: str | None = None
-    node_name: str | None = None
-    target_ref: ObjectReference | None = None
+EndpointAddresses = Annotated[tuple[EndpointAddress, ...], PlainValidator(bulk.endpoint_addresses)]
 
 
 class EndpointPort(_Model):
@@ -292,8 +281,8 @@ class EndpointPort(_Model):
 
 
 class EndpointSubset(_Model):
-    addresses: list[EndpointAddress] = Field(default_factory=list)
-    not_ready_addresses: list[EndpointAddress] = Field(default_factory=list)
+    addresses: EndpointAddresses = ()
+    not_ready_addresses: EndpointAddresses = ()
     ports: list[EndpointPort] = Field(default_factory=list)
 
 
@@ -302,33 +291,6 @@ class Endpoints(_Object):
 
 
 # ---- EndpointSlice ------------------------------------------------------------------------
-
-
-class EndpointConditions(_Model):
-    # A missing ready or serving means true, a missing terminating means false (discovery/v1).
-    ready: bool | None = None
-    serving: bool | None = None
-    terminating: bool | None = None
-
-
-class ForZone(_Model):
-    name: str
-
-
-class EndpointHints(_Model):
-    for_zones: list[ForZone] | None = None
-    for_nodes: list[ForZone] | None = None
-
-
-class Endpoint(_Model):
-    addresses: list[str]
-    conditions: EndpointConditions = Field(default_factory=EndpointConditions)
-    hostname: str | None = None
-    target_ref: ObjectReference | None = None
-    deprecated_topology: StrMap | None = None
-    node_name: str | None = None
-    zone: str | None = None
-    hints: EndpointHints | None = None
 
 
 class EndpointSlicePort(_Model):
@@ -340,7 +302,7 @@ class EndpointSlicePort(_Model):
 
 class EndpointSlice(_Object):
     address_type: _enum(AddressType)
-    endpoints: list[Endpoint] = Field(default_factory=list)
+    endpoints: Annotated[tuple[Endpoint, ...], PlainValidator(bulk.endpoints)] = ()
     ports: list[EndpointSlicePort] = Field(default_factory=list)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .load import load
+from .load import gc_paused, load
 from .options import Options
 from .problems import InvalidInput
 from .resolve import ResolvedService, resolve
@@ -12,6 +12,11 @@ from .validate import Inventory, validate
 def read_inventory(manifests: list[str], options: Options) -> Inventory:
     """Load and validate. Raises InvalidInput with every problem: unreadable files, bad YAML/JSON
     and invalid objects are all reported together."""
+    with gc_paused():
+        return _read_inventory(manifests, options)
+
+
+def _read_inventory(manifests: list[str], options: Options) -> Inventory:
     objects, problems = load(manifests)
     try:
         inventory = validate(objects, options.node_port_range)
@@ -24,5 +29,6 @@ def read_inventory(manifests: list[str], options: Options) -> Inventory:
 
 
 def read_services(manifests: list[str], options: Options) -> tuple[Inventory, list[ResolvedService]]:
-    inventory = read_inventory(manifests, options)
-    return inventory, resolve(inventory, options)
+    with gc_paused():
+        inventory = read_inventory(manifests, options)
+        return inventory, resolve(inventory, options)

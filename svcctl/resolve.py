@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .allocate import Allocation, allocate
+from .formats import canonical_ip
 from .model import (
     AddressType,
     Endpoints,
@@ -137,7 +138,7 @@ def _resolved(svc: Service, alloc: Allocation, source: Source, per_port: list[li
         # ipMode Proxy: the load balancer proxies and sends traffic to the node, not to the IP,
         # so the node must not capture traffic for that IP (KEP-1860).
         lb_ips = tuple(
-            str(ipaddress.ip_address(i.ip))
+            canonical_ip(i.ip)
             for i in svc.status.load_balancer.ingress
             if i.ip and i.ip_mode is not IPMode.PROXY
         )
@@ -157,7 +158,7 @@ def _resolved(svc: Service, alloc: Allocation, source: Source, per_port: list[li
         name=svc.metadata.name,
         type=spec.type,
         cluster_ips=alloc.cluster_ips,
-        external_ips=tuple(str(ipaddress.ip_address(ip)) for ip in spec.external_ips),
+        external_ips=tuple(canonical_ip(ip) for ip in spec.external_ips),
         load_balancer_ips=lb_ips,
         source_ranges=tuple(ipaddress.ip_network(r.strip(), strict=False) for r in spec.load_balancer_source_ranges),
         external_traffic_policy=spec.external_traffic_policy,
@@ -173,7 +174,7 @@ def _resolved(svc: Service, alloc: Allocation, source: Source, per_port: list[li
 def _backend(ip: str, port: int, node: str | None, ready: bool, serving: bool, terminating: bool, zone: str | None, options: Options) -> Backend:
     node = node or ""
     return Backend(
-        address=str(ipaddress.ip_address(ip)),
+        address=canonical_ip(ip),
         port=port,
         node=node,
         ready=ready,
@@ -196,16 +197,14 @@ def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) ->
             if match is None or match.port is None:
                 continue
             for ep in es.endpoints:
-                c = ep.conditions
-                ready = c.ready is not False  # a missing ready or serving condition means true
-                serving = c.serving if c.serving is not None else ready
-                terminating = bool(c.terminating)
                 address = ep.addresses[0]  # kube-proxy uses the first address only
-                key = (str(ipaddress.ip_address(address)), match.port)
+                key = (canonical_ip(address), match.port)
                 if key in seen[i]:
                     continue  # the same endpoint in two slices (during an update): count it once
                 seen[i].add(key)
-                per_port[i].append(_backend(address, match.port, ep.node_name, ready, serving, terminating, ep.zone, options))
+                per_port[i].append(
+                    _backend(address, match.port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, options)
+                )
     return per_port
 
 

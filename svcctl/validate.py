@@ -138,7 +138,12 @@ def _typed(item: RawObject, problems: list[Problem], inventory: Inventory) -> En
     try:
         return Entry(model.model_validate(data), origin)
     except ValidationError as err:
-        problems.extend(_pydantic_problem(e, origin, kind, ref) for e in _dedupe(err.errors()))
+        for e in _dedupe(err.errors()):
+            if e["type"] == "nested":  # many problems found by svcctl.bulk in one list
+                for subpath, message in e["ctx"]["errors"]:
+                    problems.append(Problem(message, (*e["loc"], *subpath), origin, kind, ref))
+            else:
+                problems.append(_pydantic_problem(e, origin, kind, ref))
         return None
 
 
@@ -407,7 +412,7 @@ def _check_service_ports(svc: Service, report: _Reporter, node_ports: NodePortRa
 
 def _check_endpoint_address(ip: str, path: Path, report: _Reporter, family: int | None = None) -> None:
     errs = formats.non_special_ip(ip)
-    if not errs and family is not None and formats.parse_ip(ip).version != family:  # type: ignore[union-attr]
+    if not errs and family is not None and (":" in ip) != (family == 6):
         errs = [f"must be an IPv{family} address"]
     if errs:
         report.invalid(path, ip, errs)
@@ -527,7 +532,7 @@ def _check_across(inventory: Inventory, problems: list[Problem]) -> None:
         for i, ip in enumerate(svc.spec.cluster_ips):
             if ip == "None":
                 continue
-            canonical = str(formats.parse_ip(ip))
+            canonical = formats.canonical_ip(ip)
             if canonical in ip_owner and ip_owner[canonical] != svc.ref:
                 problems.append(
                     Problem(

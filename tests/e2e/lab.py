@@ -39,13 +39,21 @@ Kernel facts this topology relies on (measured on Linux 6.18, see test_lab.py):
   (not routed), and when the backend is the very pod that sent it, it must leave through the port
   it entered by. A bridge only does that on ports in hairpin mode, which kubelet turns on; the
   connection also has to be masqueraded, otherwise the pod sees a packet from its own address.
-* The node needs a unicast route for the service CIDRs: packets to a ClusterIP that no rule DNATs
-  (e.g. a service without endpoints that a filter chain should reject) are otherwise dropped by
-  the routing lookup before reaching the forward hook, and locally generated connections fail in
-  connect() with ENETUNREACH before reaching the nat output hook. A blackhole/unreachable route is
-  not enough (those packets never reach forward). Real nodes have a default route; this kernel
-  has no dummy interface (CONFIG_DUMMY is off), so the routes point at one end of a veth pair
-  (``svc0``) whose other end goes nowhere: such packets are simply lost (ARP/ND gets no answer).
+* The node needs a unicast route for the service CIDRs. Without one, a packet to a ClusterIP that
+  no rule DNATs (e.g. a service without endpoints that a filter chain should reject) fails the
+  routing lookup before the forward hook (the node answers ICMP net unreachable itself) and a
+  connection from the node itself fails in connect() with ENETUNREACH. A blackhole route drops
+  silently (node-local connect gets EINVAL), an unreachable route answers like no route: neither
+  reaches forward. Real nodes have a default route; this kernel has no dummy interface
+  (CONFIG_DUMMY is off), so the routes point at one end of a veth pair (``svc0``) that leads
+  nowhere: such packets are lost (ARP/ND gets no answer) and the request times out.
+* ICMP errors are rate limited per peer by default (net.ipv4.icmp_ratemask, net.ipv6.icmp.ratemask):
+  of 200 quick requests to a rejected service only ~35 got "refused", the rest timed out. Every
+  lab namespace turns the rate limit off so that reject tests are deterministic.
+* IPv6 TCP rejected with an ICMPv6 error (inet ``reject``) is "refused" only after ~1 s here: the
+  first error arrives while connect() still holds the socket lock and is dropped
+  (TcpExtLockDroppedIcmps), the one for the SYN retransmitted after 1 s counts. IPv4 and
+  ``reject with tcp reset`` are refused at once. Give such requests a timeout above 1 s.
 """
 
 import collections
@@ -99,7 +107,8 @@ class Result:
     ``reply`` is the server's JSON line as a dict, or None. ``error`` is None on success, else
     "refused" (ECONNREFUSED: TCP reset to the SYN or ICMP port unreachable), "reset"
     (ECONNRESET), "unreachable" (EHOSTUNREACH/ENETUNREACH, ICMP or local routing), "timeout"
-    (nothing came back in time), "bad-reply" (not one JSON line) or an errno name.
+    (nothing came back in time), "bad-reply" (not one JSON line) or an errno name such as
+    "EACCES" (ICMP admin-prohibited).
     ``seconds`` is the wall time the request took.
     """
     reply: dict | None
@@ -304,7 +313,8 @@ class Lab:
     def _add_netns(self, host, sysctls):
         run(["ip", "netns", "add", host.netns])
         self._created.append(host.netns)
-        self.exec_in(host.name, ["sysctl", "-q", "-w", *sysctls])
+        self.exec_in(host.name, ["sysctl", "-q", "-w", "net.ipv4.icmp_ratemask=0",
+                                 "net.ipv6.icmp.ratemask=", *sysctls])
         run(["ip", "-n", host.netns, "link", "set", "lo", "up"])
 
     def _build_node(self):
@@ -313,7 +323,7 @@ class Lab:
             "net.ipv4.ip_forward=1",
             "net.ipv6.conf.default.forwarding=1",
             "net.ipv6.conf.all.forwarding=1",
-            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",   # addresses usable at once
             # Built-in and already 1 in a new namespace; set anyway: the lab depends on it.
             "net.bridge.bridge-nf-call-iptables=1",
             "net.bridge.bridge-nf-call-ip6tables=1",
