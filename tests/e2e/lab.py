@@ -202,8 +202,6 @@ def _pid_alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -274,12 +272,12 @@ class Lab:
         try:
             self._build_node()
             for i, pod in enumerate(self.pods.values()):
-                self._build_leaf(pod, f"vp{i}", "cbr0", POD_GATEWAY4, POD_GATEWAY6, 24)
+                self._build_leaf(pod, f"vp{i}", "cbr0", POD_GATEWAY4, POD_GATEWAY6)
                 # Let the bridge send a frame back out the port it came in by (see module doc).
                 self.node_exec(["ip", "link", "set", "dev", f"vp{i}", "type", "bridge_slave",
                                 "hairpin", "on"])
             for i, client in enumerate(self.clients.values()):
-                self._build_leaf(client, f"vc{i}", "ext0", NODE_IP4, NODE_IP6, 24)
+                self._build_leaf(client, f"vc{i}", "ext0", NODE_IP4, NODE_IP6)
             self._start_servers()
         except BaseException:
             self.close()
@@ -340,14 +338,14 @@ class Lab:
         for cidr in SERVICE_CIDRS:
             run(["ip", "-n", n, "route", "add", cidr, "dev", "svc0"])
 
-    def _build_leaf(self, host, node_ifname, bridge, gw4, gw6, plen4):
+    def _build_leaf(self, host, node_ifname, bridge, gw4, gw6):
         """A pod or client namespace with eth0, its veth peer node_ifname enslaved to bridge."""
         self._add_netns(host, ["net.ipv6.conf.default.accept_dad=0"])
         n, h = self.node.netns, host.netns
         run(["ip", "-n", n, "link", "add", node_ifname, "type", "veth",
              "peer", "name", "eth0", "netns", h])
         run(["ip", "-n", n, "link", "set", node_ifname, "master", bridge, "up"])
-        run(["ip", "-n", h, "addr", "add", f"{host.ip4}/{plen4}", "dev", "eth0"])
+        run(["ip", "-n", h, "addr", "add", f"{host.ip4}/24", "dev", "eth0"])
         run(["ip", "-n", h, "addr", "add", f"{host.ip6}/64", "dev", "eth0", "nodad"])
         run(["ip", "-n", h, "link", "set", "eth0", "up"])
         run(["ip", "-n", h, "route", "add", "default", "via", gw4])
@@ -360,7 +358,8 @@ class Lab:
         for pod in self.pods.values():
             self._servers[pod.name] = subprocess.Popen(
                 ["ip", "netns", "exec", pod.netns, PYTHON, "-I", str(PODSERVER), pod.name,
-                 *ports], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 *ports], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         for name, proc in self._servers.items():
             with selectors.DefaultSelector() as sel:

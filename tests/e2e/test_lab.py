@@ -78,20 +78,21 @@ DNAT = """
 table ip labtest {
     chain prerouting {
         type nat hook prerouting priority dstnat; policy accept;
-        ip daddr 10.96.0.10 tcp dport 80 dnat to numgen random mod 2 map { 0 : 10.244.1.2, 1 : 10.244.1.3 } : 8080
+        ip daddr 10.96.0.10 meta l4proto { tcp, udp } th dport 80 dnat to numgen random mod 2 map { 0 : 10.244.1.2, 1 : 10.244.1.3 } : 8080
     }
     chain output {
         type nat hook output priority -100; policy accept;
-        ip daddr 10.96.0.10 tcp dport 80 dnat to numgen random mod 2 map { 0 : 10.244.1.2, 1 : 10.244.1.3 } : 8080
+        ip daddr 10.96.0.10 meta l4proto { tcp, udp } th dport 80 dnat to numgen random mod 2 map { 0 : 10.244.1.2, 1 : 10.244.1.3 } : 8080
     }
 }
 """
 
 
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
 @pytest.mark.parametrize("src", ["client", "pod-c", "node"])
-def test_service_dnat_spreads_over_both_pods(lab, ruleset, src):
+def test_service_dnat_spreads_over_both_pods(lab, ruleset, src, proto):
     ruleset(DNAT)
-    results = lab.requests(src, "10.96.0.10", 80, 100)
+    results = lab.requests(src, "10.96.0.10", 80, 100, proto=proto, timeout=0.5)
     assert [r.error for r in results if not r.ok] == []
     seen = pods_seen(results)
     assert set(seen) == {"pod-a", "pod-b"} and min(seen.values()) >= 20, seen
@@ -163,21 +164,23 @@ def test_teardown_removes_everything():
 
 
 def test_failed_build_is_torn_down():
-    before = netns_names()
+    bad = Lab(pods=["bad"], clients=[], tcp_ports=[70000])
     with pytest.raises(LabError, match="did not start"):
-        with Lab(pods=["bad"], clients=[], tcp_ports=[70000]):
+        with bad:
             pass
-    assert netns_names() == before
+    assert not {h.netns for h in bad.hosts.values()} & netns_names()
 
 
 def test_cleanup_stale_removes_dead_owners_only():
+    # A prefix of its own, so that parallel runs' cleanups leave these namespaces alone.
+    prefix = f"{PREFIX}test{os.getpid()}"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale, alive = f"{PREFIX}-{dead.pid}-dead00-node", f"{PREFIX}-{os.getpid()}-live00-node"
+    stale, alive = f"{prefix}-{dead.pid}-dead00-node", f"{prefix}-{os.getpid()}-live00-node"
     for name in (stale, alive):
         run(["ip", "netns", "add", name])
     try:
-        assert stale in cleanup_stale()
+        assert cleanup_stale(prefix) == [stale]
         names = netns_names()
         assert stale not in names and alive in names
     finally:
