@@ -16,7 +16,9 @@ import typer
 from . import show as show_output
 from .options import Options, build_options
 from .pipeline import read_inventory, read_services
+from .plan import plan
 from .problems import InvalidInput
+from .render import render_nft
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_INVALID, EXIT_KERNEL = 0, 1, 2, 3
 
@@ -108,6 +110,38 @@ def show(
     _say_skipped(inventory, verbose)
     render = show_output.render_json if output is Format.JSON else show_output.render_table
     sys.stdout.write(render(services))
+
+
+def _node_options(
+    config: str | None, node_name: str | None, cluster_cidr: list[str] | None, nodeport_addresses: list[str] | None,
+    masquerade_all: bool | None, table: str | None, service_cidr: list[str] | None, node_port_range: str | None,
+) -> Options:
+    return _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, node_port_range)
+
+
+def compile_ruleset(manifests: list[str], options: Options, verbose: bool = False) -> str:
+    """Manifests in, nft text out: the whole pure pipeline."""
+    inventory, services = read_services(manifests, options)
+    _say_skipped(inventory, verbose)
+    return render_nft(plan(services, options))
+
+
+@app.command("compile")
+def compile_(
+    manifests: Manifests,
+    node_name: NodeName = None,
+    cluster_cidr: ClusterCIDR = None,
+    nodeport_addresses: NodePortAddresses = None,
+    masquerade_all: MasqueradeAll = None,
+    table: Table = None,
+    config: Config = None,
+    service_cidr: ServiceCIDR = None,
+    service_node_port_range: NodePortRange = None,
+    verbose: Verbose = False,
+) -> None:
+    """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
+    options = _node_options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
+    sys.stdout.write(compile_ruleset(manifests, options, verbose))
 
 
 def main() -> None:

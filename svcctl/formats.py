@@ -62,10 +62,10 @@ def iana_svc_name(value: str) -> list[str]:
         errs.append("must be no more than 15 characters")
     if not _IANA_SVC_NAME.match(value):
         errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-    if "--" in value:
-        errs.append("must not contain consecutive hyphens")
     if not _HAS_LETTER.search(value):
         errs.append("must contain at least one letter (a-z)")
+    if "--" in value:
+        errs.append("must not contain consecutive hyphens")
     if value.startswith("-") or value.endswith("-"):
         errs.append("must not begin or end with a hyphen")
     return errs
@@ -142,12 +142,15 @@ def non_special_ip(value: str) -> list[str]:
     b = packed_ip(value)
     if b is None:
         return ip_address(value)
+    if len(b) == 16 and b[:12] == bytes(10) + b"\xff\xff":
+        b = b[12:]  # Go's net.IP treats an IPv4-mapped address (::ffff:127.0.0.1) as the IPv4 one
     if len(b) == 4:
         unspecified, loopback = b == bytes(4), b[0] == 127
         link_local, multicast = b[:2] == b"\xa9\xfe", b[:3] == b"\xe0\x00\x00"  # 169.254/16, 224.0.0/24
     else:
         unspecified, loopback = b == bytes(16), b == bytes(15) + b"\x01"
-        link_local, multicast = b[0] == 0xFE and b[1] & 0xC0 == 0x80, b[:2] == b"\xff\x02"  # fe80::/10, ff02::/16
+        # fe80::/10; link-local multicast is any ffX2:: (Go: ip[1]&0x0f == 0x02, whatever the flags)
+        link_local, multicast = b[0] == 0xFE and b[1] & 0xC0 == 0x80, b[0] == 0xFF and b[1] & 0x0F == 0x02
     if unspecified:
         return ["may not be unspecified (0.0.0.0, ::)"]
     if loopback:

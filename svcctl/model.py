@@ -222,13 +222,14 @@ class ServiceSpec(_Model):
             data["sessionAffinity"] = "None"
         if data["sessionAffinity"] == "ClientIP":
             config = data.get("sessionAffinityConfig") or {}
-            if isinstance(config, dict) and not (config.get("clientIP") or {}).get("timeoutSeconds"):
-                client = config.get("clientIP") or {}
-                if isinstance(client, dict):
-                    data["sessionAffinityConfig"] = {
-                        **config,
-                        "clientIP": {**client, "timeoutSeconds": DEFAULT_AFFINITY_TIMEOUT},
-                    }
+            client = (config.get("clientIP") or {}) if isinstance(config, dict) else None
+            # Only a missing (nil) timeout is defaulted: an explicit 0 stays 0 and validation
+            # refuses it (SetDefaults_Service tests TimeoutSeconds == nil).
+            if isinstance(client, dict) and client.get("timeoutSeconds") is None:
+                data["sessionAffinityConfig"] = {
+                    **config,
+                    "clientIP": {**client, "timeoutSeconds": DEFAULT_AFFINITY_TIMEOUT},
+                }
         return data
 
     @property

@@ -345,16 +345,21 @@ def _check_cluster_ips(svc: Service, report: _Reporter) -> None:
                 f"expected an {declared.value} value as indicated by `ipFamilies[{i}]`",
             )
     policy = spec.ip_family_policy
-    if policy is IPFamilyPolicy.SINGLE_STACK or policy is None:
-        if len(spec.ip_families) > 1:
+    if policy is None:
+        # The API server's default (initIPFamilyFields, since 1.23): SingleStack, except for a
+        # headless Service without selector, which is RequireDualStack.
+        selectorless_headless = spec.headless and not spec.selector
+        policy = IPFamilyPolicy.REQUIRE_DUAL_STACK if selectorless_headless else IPFamilyPolicy.SINGLE_STACK
+    if policy is IPFamilyPolicy.SINGLE_STACK:
+        if len(spec.cluster_ips) == 2:
             report.invalid(
-                ("spec", "ipFamilies"), len(spec.ip_families),
-                "when ipFamilyPolicy is SingleStack, only one ipFamily may be specified",
+                ("spec", "ipFamilyPolicy"), policy.value,
+                "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
             )
-        if len(families) > 1:
+        if len(spec.ip_families) == 2:
             report.invalid(
-                ("spec", "clusterIPs"), len(families),
-                "when ipFamilyPolicy is SingleStack, only one clusterIP may be specified",
+                ("spec", "ipFamilyPolicy"), policy.value,
+                "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
             )
 
 

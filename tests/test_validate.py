@@ -1,0 +1,718 @@
+"""Validation rules, as the API server applies and words them: valid and invalid cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import problems_of
+
+from svcctl.load import Source, parse_source
+from svcctl.problems import InvalidInput, format_path
+from svcctl.validate import NodePortRange, validate
+
+LONG = "a" * 64
+
+
+def check(*docs: dict[str, Any], node_ports: NodePortRange = NodePortRange()) -> list[str]:
+    """Validate the documents; every problem as 'KIND ns/name: path: message' (file order)."""
+    objects, problems = parse_source(Source("m.yaml", yaml.safe_dump_all(docs, sort_keys=False), False))
+    assert problems == []
+    try:
+        validate(objects, node_ports)
+    except InvalidInput as err:
+        return [f"{p.kind} {p.ref}: {format_path(p.path)}: {p.message}" for p in err.problems]
+    return []
+
+
+def service(spec: dict[str, Any] | None = None, name: str = "s", namespace: str | None = None, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if spec is None:
+        spec = {"ports": [{"port": 80}]}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec, **extra}
+
+
+def svc_problems(spec: dict[str, Any], **kw: Any) -> list[str]:
+    """Problems of one Service, without the 'Service default/s: ' prefix."""
+    prefix = "Service default/s: "
+    out = check(service(spec, **kw))
+    assert all(p.startswith(prefix) for p in out), out
+    return [p[len(prefix):] for p in out]
+
+
+P80 = [{"port": 80}]
+
+# ---- names, labels, selectors --------------------------------------------------------------
+
+DNS1035 = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+    "start with an alphabetic character, and end with an alphanumeric character"
+)
+DNS1123_LABEL = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character"
+)
+DNS1123_SUBDOMAIN = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+    "and must start and end with an alphanumeric character"
+)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("web", []),
+        ("a-b-1", []),
+        ("a" * 63, []),
+        ("My-svc", [f'metadata.name: Invalid value: "My-svc": {DNS1035}']),
+        ("1abc", [f'metadata.name: Invalid value: "1abc": {DNS1035}']),
+        ("a.b", [f'metadata.name: Invalid value: "a.b": {DNS1035}']),
+        ("web-", [f'metadata.name: Invalid value: "web-": {DNS1035}']),
+        (LONG, [f'metadata.name: Invalid value: "{LONG}": must be no more than 63 characters']),
+        ("", ["metadata.name: Required value: name or generateName is required"]),
+    ],
+)
+def test_service_name_is_a_dns1035_label(name, expected):
+    out = check(service(name=name))
+    assert [p.split(": ", 1)[1] for p in out] == expected
+
+
+@pytest.mark.parametrize(
+    "namespace, expected",
+    [
+        ("kube-system", []),
+        ("0day", []),  # a DNS-1123 label may start with a digit
+        ("Prod", [f'metadata.namespace: Invalid value: "Prod": {DNS1123_LABEL}']),
+        ("a.b", [f'metadata.namespace: Invalid value: "a.b": {DNS1123_LABEL}']),
+    ],
+)
+def test_namespace_is_a_dns1123_label(namespace, expected):
+    out = check(service(namespace=namespace))
+    assert [p.split(": ", 1)[1] for p in out] == expected
+
+
+@pytest.mark.parametrize(
+    "kind, api_version, name, ok",
+    [
+        ("Endpoints", "v1", "a.b-1", True),
+        ("Endpoints", "v1", "1abc", True),
+        ("Endpoints", "v1", "A", False),
+        ("EndpointSlice", "discovery.k8s.io/v1", "web-abc12.x", True),
+        ("EndpointSlice", "discovery.k8s.io/v1", "web_1", False),
+    ],
+)
+def test_endpoints_and_slice_names_are_dns_subdomains(kind, api_version, name, ok):
+    doc = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+    if kind == "EndpointSlice":
+        doc["addressType"] = "IPv4"
+    expected = [] if ok else [f'{kind} default/{name}: metadata.name: Invalid value: "{name}": {DNS1123_SUBDOMAIN}']
+    assert check(doc) == expected
+
+
+LABEL_VALUE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+    "and must start and end with an alphanumeric character"
+)
+
+
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        ({"app.kubernetes.io/name": "web", "tier": "", "x_y.z": "A-1_b.c"}, []),
+        ({"tier": "-front"}, [f'metadata.labels.tier: Invalid value: "-front": {LABEL_VALUE}']),
+        ({"tier": LONG}, [f'metadata.labels.tier: Invalid value: "{LONG}": must be no more than 63 characters']),
+        (
+            {"bad key": "x"},
+            [
+                'metadata.labels: Invalid value: "bad key": name part must consist of alphanumeric characters, '
+                "'-', '_' or '.', and must start and end with an alphanumeric character"
+            ],
+        ),
+        (
+            {"Example.com/x": "y"},
+            [f'metadata.labels: Invalid value: "Example.com/x": prefix part {DNS1123_SUBDOMAIN}'],
+        ),
+    ],
+)
+def test_labels(labels, expected):
+    doc = service()
+    doc["metadata"]["labels"] = labels
+    assert [p.split(": ", 1)[1] for p in check(doc)] == expected
+
+
+def test_selector_labels_are_checked():
+    assert svc_problems({"ports": P80, "selector": {"app": "web", "bad/key/x": "v", "ok": "no good"}}) == [
+        "spec.selector: Invalid value: \"bad/key/x\": a qualified name must consist of alphanumeric characters, "
+        "'-', '_' or '.', with an optional DNS subdomain prefix and '/'",
+        f'spec.selector.ok: Invalid value: "no good": {LABEL_VALUE}',
+    ]
+
+
+# ---- ports ---------------------------------------------------------------------------------
+
+PORT_RANGE = "must be between 1 and 65535, inclusive"
+
+
+def test_ports_required_except_headless_and_external_name():
+    assert svc_problems({}) == ["spec.ports: Required value"]
+    assert svc_problems({"type": "NodePort"}) == ["spec.ports: Required value"]
+    assert svc_problems({"clusterIP": "None"}) == []
+    assert svc_problems({"type": "ExternalName", "externalName": "db.example.com"}) == []
+
+
+@pytest.mark.parametrize("port, ok", [(1, True), (65535, True), (0, False), (65536, False), (-1, False)])
+def test_port_number_range(port, ok):
+    expected = [] if ok else [
+        f"spec.ports[0].targetPort: Invalid value: {port}: {PORT_RANGE}",  # defaulted from port
+        f"spec.ports[0].port: Invalid value: {port}: {PORT_RANGE}",
+    ]
+    assert sorted(svc_problems({"ports": [{"port": port}]})) == sorted(expected)
+
+
+def test_port_names():
+    assert svc_problems({"ports": [{"port": 80}, {"port": 81}]}) == [
+        "spec.ports[0].name: Required value",
+        "spec.ports[1].name: Required value",
+    ]
+    assert svc_problems({"ports": [{"name": "http", "port": 80}, {"port": 81}]}) == ["spec.ports[1].name: Required value"]
+    assert svc_problems({"ports": [{"name": "HTTP", "port": 80}]}) == [
+        f'spec.ports[0].name: Invalid value: "HTTP": {DNS1123_LABEL}'
+    ]
+    assert svc_problems({"ports": [{"name": "web", "port": 80}, {"name": "web", "port": 81}]}) == [
+        'spec.ports[1].name: Duplicate value: "web"'
+    ]
+    # a single port may be nameless, and names may be long-ish DNS labels (not IANA names)
+    assert svc_problems({"ports": [{"name": "a-very-long-port-name-1", "port": 80}]}) == []
+
+
+def test_protocols():
+    assert svc_problems({"ports": [{"port": 80, "protocol": "ICMP"}]}) == [
+        'spec.ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"'
+    ]
+    ok = [{"name": p.lower(), "port": 53, "protocol": p} for p in ("TCP", "UDP", "SCTP")]
+    assert svc_problems({"ports": ok}) == []
+
+
+def test_duplicate_protocol_and_port():
+    ports = [{"name": "a", "port": 80}, {"name": "b", "port": 80, "targetPort": 8080}]
+    assert svc_problems({"ports": ports}) == ["spec.ports[1]: Duplicate value: {port: 80, protocol: TCP}"]
+
+
+@pytest.mark.parametrize(
+    "target, errors",
+    [
+        ("http", []),
+        ("a" * 15, []),
+        ("h2c-web", []),
+        ("9to5", []),
+        ("a" * 16, ["must be no more than 15 characters"]),
+        ("HTTP", ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)", "must contain at least one letter (a-z)"]),
+        ("web_1", ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"]),
+        ("8080x", []),
+        ("123", ["must contain at least one letter (a-z)"]),
+        ("a--b", ["must not contain consecutive hyphens"]),
+        ("-ab", ["must not begin or end with a hyphen"]),
+        ("ab-", ["must not begin or end with a hyphen"]),
+        ("80", ["must contain at least one letter (a-z)"]),  # a string is a name, even when it looks like a number
+    ],
+)
+def test_named_target_port_is_an_iana_service_name(target, errors):
+    out = svc_problems({"ports": [{"port": 80, "targetPort": target}]})
+    assert out == [f'spec.ports[0].targetPort: Invalid value: "{target}": {e}' for e in errors]
+
+
+@pytest.mark.parametrize("target, ok", [(1, True), (65535, True), (65536, False), (-5, False)])
+def test_numeric_target_port(target, ok):
+    out = svc_problems({"ports": [{"port": 80, "targetPort": target}]})
+    assert out == ([] if ok else [f"spec.ports[0].targetPort: Invalid value: {target}: {PORT_RANGE}"])
+
+
+# ---- cluster IPs and families --------------------------------------------------------------
+
+BAD_IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"clusterIP": "10.96.0.10"}, []),
+        ({"clusterIP": "fd00::10"}, []),
+        ({"clusterIP": "None"}, []),
+        ({"clusterIP": "10.0.0.300"}, [f'spec.clusterIPs[0]: Invalid value: "10.0.0.300": {BAD_IP}']),
+        ({"clusterIP": "10.0.0.1/32"}, [f'spec.clusterIPs[0]: Invalid value: "10.0.0.1/32": {BAD_IP}']),
+        (
+            {"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.2"]},
+            ['spec.clusterIPs[0]: Invalid value: "10.0.0.2": must be equal to clusterIP'],
+        ),
+        (
+            {"clusterIPs": ["None", "10.0.0.1"], "ipFamilyPolicy": "PreferDualStack"},
+            ["spec.clusterIPs[0]: Invalid value: \"None\": 'None' must be the first and only value"],
+        ),
+        (
+            {"clusterIPs": ["10.0.0.1", "10.0.0.2"], "ipFamilyPolicy": "RequireDualStack"},
+            ['spec.clusterIPs: Invalid value: "10.0.0.2": may specify no more than one IP for each IP family'],
+        ),
+        (
+            {"clusterIP": "10.0.0.1", "ipFamilies": ["IPv6"]},
+            ['spec.clusterIPs[0]: Invalid value: "10.0.0.1": expected an IPv6 value as indicated by `ipFamilies[0]`'],
+        ),
+        (
+            {"clusterIPs": ["10.0.0.1", "fd00::1"], "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "RequireDualStack"},
+            [],
+        ),
+        ({"clusterIPs": ["fd00::1", "10.0.0.1"], "ipFamilyPolicy": "PreferDualStack"}, []),
+        ({"ipFamilies": ["IPv6", "IPv4"], "ipFamilyPolicy": "PreferDualStack"}, []),
+        (
+            # without ipFamilyPolicy the API server assumes SingleStack (since 1.23)
+            {"clusterIPs": ["10.0.0.1", "fd00::1"]},
+            [
+                'spec.ipFamilyPolicy: Invalid value: "SingleStack": must be \'RequireDualStack\' or '
+                "'PreferDualStack' when multiple cluster IPs are specified"
+            ],
+        ),
+        (
+            {"ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "SingleStack"},
+            [
+                'spec.ipFamilyPolicy: Invalid value: "SingleStack": must be \'RequireDualStack\' or '
+                "'PreferDualStack' when multiple IP families are specified"
+            ],
+        ),
+        ({"ipFamilies": ["IPv4", "IPv4"], "ipFamilyPolicy": "PreferDualStack"}, ['spec.ipFamilies[1]: Duplicate value: "IPv4"']),
+        (
+            {"ipFamilies": ["IPv5"]},
+            ['spec.ipFamilies[0]: Unsupported value: "IPv5": supported values: "IPv4", "IPv6"'],
+        ),
+    ],
+)
+def test_cluster_ips(spec, expected):
+    assert svc_problems({"ports": P80, **spec}) == expected
+
+
+def test_headless_with_selector_and_no_policy_single_family():
+    assert svc_problems({"clusterIP": "None", "selector": {"app": "x"}}) == []
+
+
+def test_headless_selectorless_service_defaults_to_dual_stack():
+    # initIPFamilyFields: a headless Service without selector and without ipFamilyPolicy is
+    # RequireDualStack, so two ipFamilies are fine.
+    assert svc_problems({"clusterIP": "None", "ipFamilies": ["IPv4", "IPv6"]}) == []
+
+
+@pytest.mark.parametrize("kind", ["NodePort", "LoadBalancer"])
+def test_headless_not_allowed_for_node_port_and_load_balancer(kind):
+    assert svc_problems({"type": kind, "clusterIP": "None", "ports": P80}) == [
+        f"spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for {kind} services"
+    ]
+
+
+# ---- node ports ----------------------------------------------------------------------------
+
+RANGE_MSG = "provided port is not in the valid range. The range of valid ports is {}"
+
+
+@pytest.mark.parametrize(
+    "kind, node_port, expected",
+    [
+        ("NodePort", 30080, []),
+        ("LoadBalancer", 32767, []),
+        ("NodePort", 30000, []),
+        ("NodePort", 29999, ["spec.ports[0].nodePort: Invalid value: 29999: " + RANGE_MSG.format("30000-32767")]),
+        ("NodePort", 32768, ["spec.ports[0].nodePort: Invalid value: 32768: " + RANGE_MSG.format("30000-32767")]),
+        ("ClusterIP", 30080, ["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]),
+    ],
+)
+def test_node_port_type_and_range(kind, node_port, expected):
+    assert svc_problems({"type": kind, "ports": [{"port": 80, "nodePort": node_port}]}) == expected
+
+
+def test_node_port_range_option():
+    doc = service({"type": "NodePort", "ports": [{"port": 80, "nodePort": 8080}]})
+    assert check(doc, node_ports=NodePortRange(8000, 9000)) == []
+    assert check(doc) == ["Service default/s: spec.ports[0].nodePort: Invalid value: 8080: " + RANGE_MSG.format("30000-32767")]
+
+
+def test_node_ports_within_one_service():
+    both = [{"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}, {"name": "dns-tcp", "port": 53, "nodePort": 30053}]
+    assert svc_problems({"type": "NodePort", "ports": both}) == []
+    same = [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 81, "nodePort": 30080}]
+    assert svc_problems({"type": "NodePort", "ports": same}) == ["spec.ports[1].nodePort: Duplicate value: 30080"]
+
+
+# ---- ExternalName --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"externalName": "db.example.com"}, []),
+        ({"externalName": "db.example.com."}, []),  # fully qualified, with the trailing dot
+        ({"externalName": "db.example.com", "ports": [{"port": 5432}]}, []),
+        ({}, ["spec.externalName: Required value"]),
+        ({"externalName": "DB.example.com"}, [f'spec.externalName: Invalid value: "DB.example.com": {DNS1123_SUBDOMAIN}']),
+        ({"externalName": "db..example"}, [f'spec.externalName: Invalid value: "db..example": {DNS1123_SUBDOMAIN}']),
+        (
+            {"externalName": "db.example.com", "clusterIP": "10.0.0.1"},
+            ['spec.clusterIP: Invalid value: "10.0.0.1": must be empty for ExternalName services'],
+        ),
+    ],
+)
+def test_external_name(spec, expected):
+    assert svc_problems({"type": "ExternalName", **spec}) == expected
+
+
+# ---- session affinity and traffic policies -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"sessionAffinity": "ClientIP"}, []),
+        ({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86400}}}, []),
+        ({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 1}}}, []),
+        (
+            {"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}},
+            ["spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be greater than 0 and less than 86400"],
+        ),
+        (
+            {"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 0}}},
+            ["spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 0: must be greater than 0 and less than 86400"],
+        ),
+        (
+            {"sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}},
+            ["spec.sessionAffinityConfig: Forbidden: must not be set when session affinity is None"],
+        ),
+        ({"sessionAffinity": "Sticky"}, ['spec.sessionAffinity: Unsupported value: "Sticky": supported values: "ClientIP", "None"']),
+    ],
+)
+def test_session_affinity(spec, expected):
+    assert svc_problems({"ports": P80, **spec}) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"type": "NodePort", "externalTrafficPolicy": "Local"}, []),
+        ({"type": "LoadBalancer", "externalTrafficPolicy": "Cluster"}, []),
+        ({"externalIPs": ["192.0.2.10"], "externalTrafficPolicy": "Local"}, []),
+        (
+            {"externalTrafficPolicy": "Local"},
+            ['spec.externalTrafficPolicy: Invalid value: "Local": may only be set for externally-accessible services'],
+        ),
+        (
+            {"type": "NodePort", "externalTrafficPolicy": "Nearest"},
+            ['spec.externalTrafficPolicy: Unsupported value: "Nearest": supported values: "Cluster", "Local"'],
+        ),
+        ({"internalTrafficPolicy": "Local"}, []),
+        ({"internalTrafficPolicy": "Node"}, ['spec.internalTrafficPolicy: Unsupported value: "Node": supported values: "Cluster", "Local"']),
+    ],
+)
+def test_traffic_policies(spec, expected):
+    assert svc_problems({"ports": P80, **spec}) == expected
+
+
+# ---- load balancer fields ------------------------------------------------------------------
+
+BAD_CIDR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8", " 192.168.0.0/16 ", "2001:db8::/32", "10.1.2.3/8"]}, []),
+        (
+            {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/33", "10.0.0.1"]},
+            [
+                f'spec.loadBalancerSourceRanges[0]: Invalid value: "10.0.0.0/33": {BAD_CIDR}',
+                f'spec.loadBalancerSourceRanges[1]: Invalid value: "10.0.0.1": {BAD_CIDR}',
+            ],
+        ),
+        (
+            {"type": "NodePort", "loadBalancerSourceRanges": ["10.0.0.0/8"]},
+            ["spec.loadBalancerSourceRanges: Forbidden: may only be used when `type` is 'LoadBalancer'"],
+        ),
+        (
+            {"type": "NodePort", "allocateLoadBalancerNodePorts": False},
+            ["spec.allocateLoadBalancerNodePorts: Forbidden: may only be used when `type` is 'LoadBalancer'"],
+        ),
+        ({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": False}, []),
+    ],
+)
+def test_load_balancer_fields(spec, expected):
+    assert svc_problems({"ports": P80, **spec}) == expected
+
+
+def test_mixed_protocols_on_a_load_balancer_are_valid():
+    ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
+    assert svc_problems({"type": "LoadBalancer", "ports": ports}) == []
+
+
+# ---- special addresses ---------------------------------------------------------------------
+
+SPECIAL = [
+    ("0.0.0.0", "may not be unspecified (0.0.0.0, ::)"),
+    ("::", "may not be unspecified (0.0.0.0, ::)"),
+    ("127.0.0.1", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+    ("127.3.2.1", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+    ("::1", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+    ("169.254.169.254", "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+    ("fe80::1", "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+    ("febf::1", "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+    ("224.0.0.251", "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"),
+    ("ff02::fb", "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"),
+    ("ff12::1", "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"),  # Go: ff?2::
+    ("::ffff:127.0.0.1", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),  # v4-mapped is v4 to Go
+    ("10.0.0", BAD_IP),
+    ("10.0.0.1%eth0", BAD_IP),
+    ("example.com", BAD_IP),
+]
+ORDINARY = ["192.0.2.1", "10.0.0.1", "2001:db8::1", "224.0.1.1", "fec0::1", "ff05::1"]
+
+
+@pytest.mark.parametrize("ip, message", SPECIAL)
+def test_external_ips_may_not_be_special(ip, message):
+    assert svc_problems({"ports": P80, "externalIPs": [ip]}) == [f'spec.externalIPs[0]: Invalid value: "{ip}": {message}']
+
+
+@pytest.mark.parametrize("ip", ORDINARY)
+def test_ordinary_external_ips(ip):
+    assert svc_problems({"ports": P80, "externalIPs": [ip]}) == []
+
+
+@pytest.mark.parametrize("ip, message", SPECIAL)
+def test_endpoints_addresses_may_not_be_special(ip, message):
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "e"},
+        "subsets": [{"addresses": [{"ip": "10.1.0.1"}], "notReadyAddresses": [{"ip": ip}], "ports": [{"port": 80}]}],
+    }
+    assert check(doc) == [f'Endpoints default/e: subsets[0].notReadyAddresses[0].ip: Invalid value: "{ip}": {message}']
+
+
+@pytest.mark.parametrize("ip, message", [s for s in SPECIAL if ":" not in s[0] and s[1] != BAD_IP])
+def test_slice_addresses_may_not_be_special(ip, message):
+    doc = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "e"},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.1.0.1"]}, {"addresses": [ip]}],
+    }
+    assert check(doc) == [f'EndpointSlice default/e: endpoints[1].addresses[0]: Invalid value: "{ip}": {message}']
+
+
+def test_slice_address_family_and_required_addresses():
+    doc = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "e"},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["2001:db8::1"]}, {"addresses": []}],
+        "ports": [{"name": "http", "port": 70000}],
+    }
+    assert check(doc) == [
+        'EndpointSlice default/e: endpoints[0].addresses[0]: Invalid value: "2001:db8::1": must be an IPv4 address',
+        "EndpointSlice default/e: endpoints[1].addresses: Required value: must contain at least 1 address",
+        f"EndpointSlice default/e: ports[0].port: Invalid value: 70000: {PORT_RANGE}",
+    ]
+
+
+def test_endpoints_ports():
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "e"},
+        "subsets": [{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"port": 80}, {"name": "b", "port": 0, "protocol": "UDP"}]}],
+    }
+    assert check(doc) == [
+        "Endpoints default/e: subsets[0].ports[0].name: Required value",
+        f"Endpoints default/e: subsets[0].ports[1].port: Invalid value: 0: {PORT_RANGE}",
+    ]
+
+
+# ---- across objects ------------------------------------------------------------------------
+
+
+def test_same_object_twice(write):
+    path = write(
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: shop}
+        spec: {ports: [{port: 80}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: shop}
+        spec: {ports: [{port: 81}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: other}
+        spec: {ports: [{port: 81}]}
+        """
+    )
+    assert problems_of(path) == [
+        f"{path}:8: Service shop/web: metadata.name: Duplicate value: Service shop/web is already defined at {path}:1"
+    ]
+
+
+def test_two_services_with_the_same_cluster_ip():
+    out = check(
+        service({"clusterIP": "fd00::10", "ports": P80}, name="a"),
+        service({"clusterIP": "fd00:0:0::10", "ports": P80}, name="b"),
+        service({"clusterIP": "10.0.0.1", "ports": P80}, name="c", namespace="x"),
+    )
+    assert out == [
+        'Service default/b: spec.clusterIPs[0]: Invalid value: "fd00:0:0::10": provided IP is already allocated (to Service default/a)'
+    ]
+
+
+def test_node_port_used_by_two_services_whatever_the_protocol():
+    out = check(
+        service({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}, name="a"),
+        service({"type": "LoadBalancer", "ports": [{"port": 53, "protocol": "UDP", "nodePort": 30080}]}, name="b"),
+    )
+    assert out == [
+        "Service default/b: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated (to Service default/a)"
+    ]
+
+
+# ---- schema: unknown fields, wrong types, kinds ---------------------------------------------
+
+UNKNOWN = "unknown field (not part of this kind's schema)"
+
+
+def test_unknown_fields_are_rejected():
+    assert svc_problems({"ports": P80, "ipFamily": "IPv6"}) == [f"spec.ipFamily: {UNKNOWN}"]
+    slice_doc = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "e", "labelz": {}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.1.0.1"], "condition": {"ready": True}}],
+    }
+    assert check(slice_doc) == [
+        f"EndpointSlice default/e: metadata.labelz: {UNKNOWN}",
+        f"EndpointSlice default/e: endpoints[0].condition: {UNKNOWN}",
+    ]
+
+
+def test_pods_ignore_fields_svcctl_does_not_read():
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "someFutureField": 1},
+        "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80, "hostPort": 80}]}]},
+        "status": {"podIP": "10.1.0.1", "qosClass": "BestEffort"},
+    }
+    assert check(pod) == []
+
+
+def test_wrong_types_are_rejected():
+    assert svc_problems({"ports": [{"port": "80"}]}) == ['spec.ports[0].port: Invalid value: "80": must be an integer']
+    assert svc_problems({"ports": P80, "selector": ["app=web"]}) == ["spec.selector: Invalid value: list: must be an object"]
+    assert svc_problems({"ports": P80, "publishNotReadyAddresses": "true"}) == [
+        'spec.publishNotReadyAddresses: Invalid value: "true": must be a boolean'
+    ]
+    slice_doc = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "e"},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.1.0.1"], "conditions": {"ready": "yes"}}, {"addresses": "10.1.0.2"}],
+    }
+    assert check(slice_doc) == [
+        'EndpointSlice default/e: endpoints[0].conditions.ready: Invalid value: "yes": must be a boolean',
+        'EndpointSlice default/e: endpoints[1].addresses: Invalid value: "10.1.0.2": must be a list',
+    ]
+
+
+def test_api_version_problems():
+    no_version = {"kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": P80}}
+    beta = {"apiVersion": "discovery.k8s.io/v1beta1", "kind": "EndpointSlice", "metadata": {"name": "e"}, "addressType": "IPv4"}
+    assert check(no_version, beta) == [
+        "Service default/s: apiVersion: Required value",
+        'EndpointSlice default/e: apiVersion: Unsupported value: "discovery.k8s.io/v1beta1": '
+        'no longer served since Kubernetes 1.25; use "discovery.k8s.io/v1"',
+    ]
+
+
+# ---- valid things --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"clusterIP": "None", "selector": {"app": "db"}},
+        {"type": "ExternalName", "externalName": "my.database.example.com."},
+        {"type": "LoadBalancer", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80, "protocol": "UDP"}]},
+        {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv6", "IPv4"], "ports": P80},
+        {"ipFamilyPolicy": "PreferDualStack", "ports": P80},
+        {
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": "Local",
+            "healthCheckNodePort": 30100,
+            "ports": [{"port": 443, "targetPort": "https", "appProtocol": "kubernetes.io/h2c"}],
+        },
+    ],
+    ids=["headless", "external-name-dot", "lb-mixed", "require-dual", "prefer-dual", "lb-local"],
+)
+def test_valid_services(spec):
+    assert svc_problems(spec) == []
+
+
+def test_every_problem_at_once(write):
+    path = write(
+        """
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: bad
+        spec:
+          ports:
+          - port: 80
+            protocol: ICMP
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: ok
+        spec:
+          ports:
+          - port: 80
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: two
+          namespace: prod
+        spec:
+          type: ClusterIP
+          externalTrafficPolicy: Local
+          ports:
+          - port: 80
+            nodePort: 30001
+        ---
+        apiVersion: v1
+        kind: Endpoints
+        metadata:
+          name: two
+          namespace: prod
+        subsets:
+        - addresses:
+          - ip: 127.0.0.1
+          ports:
+          - port: 80
+        """
+    )
+    assert problems_of(path) == [
+        f'{path}:8: Service default/bad: spec.ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
+        f'{path}:25: Service prod/two: spec.externalTrafficPolicy: Invalid value: "Local": may only be set for externally-accessible services',
+        f"{path}:28: Service prod/two: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+        f'{path}:37: Endpoints prod/two: subsets[0].addresses[0].ip: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)',
+    ]
