@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 
+from .formats import canonical_ip
 from .model import IPFamily, IPFamilyPolicy, Service, ServiceType
 from .options import Network, Options
 from .problems import InvalidInput, Problem
@@ -34,9 +35,7 @@ def allocate(inventory: Inventory, options: Options) -> dict[str, Allocation]:
     """Allocation per Service ref (namespace/name). Raises InvalidInput when a Service asks for an
     IP family the service CIDRs do not cover, or a range is full."""
     services = sorted(inventory.services, key=lambda e: e.obj.ref)
-    taken_ips = {
-        ipaddress.ip_address(ip) for e in services for ip in e.obj.spec.cluster_ips if ip != "None"
-    }
+    taken_ips = {canonical_ip(ip) for e in services for ip in e.obj.spec.cluster_ips if ip != "None"}
     taken_ports = {p.node_port for e in services for p in e.obj.spec.ports if p.node_port}
     cidrs = {IPFamily.IPV4 if n.version == 4 else IPFamily.IPV6: n for n in options.service_cidrs}
     primary = IPFamily.IPV4 if options.service_cidrs[0].version == 4 else IPFamily.IPV6
@@ -56,18 +55,20 @@ def _families(svc: Service, cidrs: dict[IPFamily, Network], primary: IPFamily) -
     """The IP families a Service gets, as the API server decides them from ipFamilies,
     ipFamilyPolicy, clusterIPs and what the cluster is configured for."""
     spec = svc.spec
-    given = [IPFamily.IPV4 if ipaddress.ip_address(ip).version == 4 else IPFamily.IPV6 for ip in spec.cluster_ips]
-    families = list(spec.ip_families) or given or [primary]
+    given = [IPFamily.IPV6 if ":" in ip else IPFamily.IPV4 for ip in spec.cluster_ips]
+    # ipFamilies, completed from clusterIPs, else the cluster's primary family. Every family
+    # asked for this way must be configured, whatever the policy (initIPFamilyFields).
+    families = list(spec.ip_families) + given[len(spec.ip_families):] or [primary]
     policy = spec.ip_family_policy or (
         IPFamilyPolicy.REQUIRE_DUAL_STACK if len(families) == 2 else IPFamilyPolicy.SINGLE_STACK
     )
     if policy is IPFamilyPolicy.SINGLE_STACK:
         return families[:1]
     other = IPFamily.IPV6 if families[0] is IPFamily.IPV4 else IPFamily.IPV4
+    # The second family is added when the cluster has it; RequireDualStack demands it (an
+    # error below when the service CIDRs lack it), PreferDualStack goes without.
     if len(families) == 1 and (other in cidrs or policy is IPFamilyPolicy.REQUIRE_DUAL_STACK):
         families.append(other)
-    if policy is IPFamilyPolicy.PREFER_DUAL_STACK:
-        families = [f for f in families if f in cidrs or f in given]
     return families
 
 
@@ -75,18 +76,18 @@ def _cluster_ips(
     entry: Entry[Service],
     cidrs: dict[IPFamily, Network],
     primary: IPFamily,
-    taken: set[ipaddress.IPv4Address | ipaddress.IPv6Address],
+    taken: set[str],
     problems: list[Problem],
 ) -> tuple[str, ...]:
     svc = entry.obj
     if svc.spec.type is ServiceType.EXTERNAL_NAME or svc.spec.headless:
         return ()
-    explicit = {ipaddress.ip_address(ip).version: ipaddress.ip_address(ip) for ip in svc.spec.cluster_ips}
+    explicit = {6 if ":" in ip else 4: canonical_ip(ip) for ip in svc.spec.cluster_ips}
     out: list[str] = []
     for family in _families(svc, cidrs, primary):
         version = 4 if family is IPFamily.IPV4 else 6
         if version in explicit:
-            out.append(str(explicit[version]))
+            out.append(explicit[version])
             continue
         cidr = cidrs.get(family)
         if cidr is None:
@@ -105,18 +106,18 @@ def _cluster_ips(
             )
             continue
         taken.add(ip)
-        out.append(str(ip))
+        out.append(ip)
     return tuple(out)
 
 
-def _probe_ip(cidr: Network, start: int, taken: set) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _probe_ip(cidr: Network, start: int, taken: set[str]) -> str | None:
     # Like the API server's allocator, never hand out the network address nor (IPv4) the broadcast one.
     usable = cidr.num_addresses - 2
     if usable <= 0:
         return None
     first = int(cidr.network_address) + 1
     for step in range(min(usable, 1 << 20)):
-        ip = ipaddress.ip_address(first + (start + step) % usable)
+        ip = str(ipaddress.ip_address(first + (start + step) % usable))
         if ip not in taken:
             return ip
     return None
@@ -131,7 +132,13 @@ def _node_ports(
     )
     rng = options.node_port_range
     size = rng.last - rng.first + 1
-    by_port: dict[int, int] = {}  # the API server gives TCP and UDP of one port number one node port
+    # The API server gives all ports of one port number (TCP and UDP) one node port, and when
+    # one of them asks for a node port, the others take it too (initNodePorts, findRequestedNodePort).
+    by_port: dict[int, int] = {}
+    if wants:
+        for port in spec.ports:
+            if port.node_port:
+                by_port.setdefault(port.port, port.node_port)
     out: list[int] = []
     for i, port in enumerate(spec.ports):
         if port.node_port or not wants:

@@ -3,7 +3,7 @@
 A cluster of 10,000 Services has ~100,000 endpoints and, in a kubectl dump, each appears in an
 EndpointSlice and again in an Endpoints object. pydantic-core was measured here at ~12 us per
 small nested model (1.2 s for 100,000 endpoints); this hand-written check of the same schema,
-building slotted dataclasses, is ~10x faster. It is strict the same way the pydantic models are:
+building NamedTuples, is ~10x faster (NamedTuples: a frozen dataclass's __init__ costs 3x more). It is strict the same way the pydantic models are:
 unknown fields and wrong types are errors, ``null`` means absent.
 
 Errors are handed to pydantic as one custom error carrying every (path, message) found, which
@@ -12,8 +12,7 @@ Errors are handed to pydantic as one custom error carrying every (path, message)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from pydantic_core import PydanticCustomError
 
@@ -41,6 +40,8 @@ _TYPE_NAMES = {str: "a string", bool: "a boolean"}
 
 
 def _conform(value: Any, schema: Any, path: Path, errors: list[tuple[Path, str]]) -> None:
+    # Scalars are checked inline by their container: this runs for every field of 100,000s of
+    # endpoints, and a call per string would double its cost.
     if isinstance(schema, type):
         # bool is an int in Python, but not in JSON: check the exact type.
         if type(value) is not schema:
@@ -49,8 +50,11 @@ def _conform(value: Any, schema: Any, path: Path, errors: list[tuple[Path, str]]
         if type(value) is not list:
             errors.append((path, f"Invalid value: {_show(value)}: must be a list"))
             return
+        item_schema = schema[0]
+        if isinstance(item_schema, type) and all(type(item) is item_schema for item in value):
+            return
         for i, item in enumerate(value):
-            _conform(item, schema[0], (*path, i), errors)
+            _conform(item, item_schema, (*path, i), errors)
     elif str in schema:  # a map of strings
         if type(value) is not dict:
             errors.append((path, f"Invalid value: {_show(value)}: must be an object"))
@@ -63,10 +67,13 @@ def _conform(value: Any, schema: Any, path: Path, errors: list[tuple[Path, str]]
             errors.append((path, f"Invalid value: {_show(value)}: must be an object"))
             return
         for key, item in value.items():
-            if key not in schema:
+            sub = schema.get(key)
+            if sub is None:
                 errors.append(((*path, key), "unknown field (not part of this kind's schema)"))
-            elif item is not None:
-                _conform(item, schema[key], (*path, key), errors)
+            elif item is None or type(item) is sub:
+                continue
+            else:
+                _conform(item, sub, (*path, key), errors)
 
 
 def _show(value: Any) -> str:
@@ -79,8 +86,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """discovery.k8s.io/v1 Endpoint. A missing ready or serving means true, a missing
     terminating false (the API's documented meaning of absent conditions)."""
 
@@ -93,8 +99,7 @@ class Endpoint:
     hostname: str
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointAddress:
+class EndpointAddress(NamedTuple):
     """v1 EndpointAddress."""
 
     ip: str

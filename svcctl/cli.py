@@ -15,10 +15,8 @@ import typer
 
 from . import show as show_output
 from .options import Options, build_options
-from .pipeline import read_inventory, read_services
-from .plan import plan
+from .pipeline import compile_ruleset, read_inventory, read_services
 from .problems import InvalidInput
-from .render import render_nft
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_INVALID, EXIT_KERNEL = 0, 1, 2, 3
 
@@ -119,13 +117,6 @@ def _node_options(
     return _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, node_port_range)
 
 
-def compile_ruleset(manifests: list[str], options: Options, verbose: bool = False) -> str:
-    """Manifests in, nft text out: the whole pure pipeline."""
-    inventory, services = read_services(manifests, options)
-    _say_skipped(inventory, verbose)
-    return render_nft(plan(services, options))
-
-
 @app.command("compile")
 def compile_(
     manifests: Manifests,
@@ -141,30 +132,22 @@ def compile_(
 ) -> None:
     """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
     options = _node_options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
-    sys.stdout.write(compile_ruleset(manifests, options, verbose))
+    inventory, _, text = compile_ruleset(manifests, options)
+    _say_skipped(inventory, verbose)
+    sys.stdout.write(text)
 
 
 def main() -> None:
-    """Entry point: runs the app and turns every error a user can cause into a message and a status."""
+    """Entry point: runs the app and turns every error a user can cause into a message and a status.
+    Usage errors (unknown option, bad choice) are typer's to report: it prints them and exits 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except InvalidInput as err:
         for line in err.lines():
             print(line, file=sys.stderr)
         sys.exit(EXIT_INVALID)
-    except typer.Exit as err:
-        sys.exit(err.exit_code)
-    except typer.Abort:
-        print("svcctl: aborted", file=sys.stderr)
-        sys.exit(EXIT_INVALID)
     except Exception as err:  # noqa: BLE001 - the contract: no traceback for anything a user can cause
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(EXIT_INVALID)
         if os.environ.get("SVCCTL_DEBUG"):
             raise
         print(f"svcctl: internal error: {type(err).__name__}: {err} (set SVCCTL_DEBUG=1 for details)", file=sys.stderr)
         sys.exit(EXIT_INVALID)
-    sys.exit(EXIT_OK)

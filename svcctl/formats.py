@@ -1,7 +1,8 @@
 """The API server's format checks for names, labels, ports and addresses.
 
-Each check returns a list of messages (empty when the value is fine), worded as the API server
-words them, so a problem reads the same as ``kubectl apply`` would report it.
+Each check returns the messages (none when the value is fine), worded as the API server words
+them, so a problem reads the same as ``kubectl apply`` would report it. Name checks are memoized:
+a cluster dump repeats the same node names, namespaces and label keys thousands of times.
 """
 
 from __future__ import annotations
@@ -9,6 +10,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from functools import lru_cache, wraps
+from typing import Callable, Sequence
+
+def _memo(check: Callable[[str], Sequence[str]]) -> Callable[[str], Sequence[str]]:
+    cached = lru_cache(maxsize=1 << 16)(lambda value: tuple(check(value)))
+    return wraps(check)(cached)
+
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?\Z")
@@ -19,7 +27,8 @@ _IANA_SVC_NAME = re.compile(r"[-a-z0-9]+\Z")
 _HAS_LETTER = re.compile(r"[a-z]")
 
 
-def dns1123_label(value: str) -> list[str]:
+@_memo
+def dns1123_label(value: str) -> Sequence[str]:
     errs = []
     if len(value) > 63:
         errs.append("must be no more than 63 characters")
@@ -31,7 +40,8 @@ def dns1123_label(value: str) -> list[str]:
     return errs
 
 
-def dns1035_label(value: str) -> list[str]:
+@_memo
+def dns1035_label(value: str) -> Sequence[str]:
     errs = []
     if len(value) > 63:
         errs.append("must be no more than 63 characters")
@@ -43,7 +53,8 @@ def dns1035_label(value: str) -> list[str]:
     return errs
 
 
-def dns1123_subdomain(value: str) -> list[str]:
+@_memo
+def dns1123_subdomain(value: str) -> Sequence[str]:
     errs = []
     if len(value) > 253:
         errs.append("must be no more than 253 characters")
@@ -55,7 +66,8 @@ def dns1123_subdomain(value: str) -> list[str]:
     return errs
 
 
-def iana_svc_name(value: str) -> list[str]:
+@_memo
+def iana_svc_name(value: str) -> Sequence[str]:
     """A named port: at most 15 characters, [-a-z0-9], a letter somewhere, no '--', no '-' at the ends."""
     errs = []
     if len(value) > 15:
@@ -71,7 +83,8 @@ def iana_svc_name(value: str) -> list[str]:
     return errs
 
 
-def qualified_name(value: str) -> list[str]:
+@_memo
+def qualified_name(value: str) -> Sequence[str]:
     """A label key or annotation key: ``[prefix/]name``; prefix a DNS subdomain, name <= 63."""
     prefix, _, name = value.rpartition("/")
     errs = []
@@ -93,7 +106,8 @@ def qualified_name(value: str) -> list[str]:
     return errs
 
 
-def label_value(value: str) -> list[str]:
+@_memo
+def label_value(value: str) -> Sequence[str]:
     if value == "":
         return []
     errs = []
@@ -122,9 +136,11 @@ def packed_ip(value: str) -> bytes | None:
 
 
 def canonical_ip(value: str) -> str:
-    """The canonical text of a valid address (``fd00:0::1`` -> ``fd00::1``)."""
-    family = socket.AF_INET6 if ":" in value else socket.AF_INET
-    return socket.inet_ntop(family, socket.inet_pton(family, value))
+    """The canonical text of a valid address (``fd00:0::1`` -> ``fd00::1``). A valid IPv4
+    address is canonical already: inet_pton accepts only plain dotted quads."""
+    if ":" not in value:
+        return value
+    return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, value))
 
 
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

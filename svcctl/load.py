@@ -125,6 +125,9 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            # Move what was built into the permanent generation: otherwise the first collection
+            # after re-enabling walks all of it once more (0.4 s for 10,000 Services).
+            gc.freeze()
             gc.enable()
 
 

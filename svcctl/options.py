@@ -62,6 +62,11 @@ def build_options(config_file: str | None, flags: dict[str, Any]) -> Options:
             loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError) as err:
             raise InvalidInput([Problem(f"cannot read config: {getattr(err, 'strerror', None) or err}", file=config_file)])
+        except yaml.MarkedYAMLError as err:
+            # One line, FILE:LINE, like a manifest's syntax error (str(err) spans several lines).
+            mark = err.problem_mark or err.context_mark
+            what = " ".join(x for x in (err.context, err.problem) if x)
+            raise InvalidInput([Problem(f"invalid YAML: {what}", file=config_file, line=mark.line + 1 if mark else None)])
         except yaml.YAMLError as err:
             raise InvalidInput([Problem(f"invalid YAML: {err}", file=config_file)])
         if not isinstance(loaded, dict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .load import gc_paused, load
 from .options import Options
+from .plan import Ruleset, plan
+from .render import render_nft
 from .problems import InvalidInput
 from .resolve import ResolvedService, resolve
 from .validate import Inventory, validate
@@ -32,3 +34,12 @@ def read_services(manifests: list[str], options: Options) -> tuple[Inventory, li
     with gc_paused():
         inventory = read_inventory(manifests, options)
         return inventory, resolve(inventory, options)
+
+
+def compile_ruleset(manifests: list[str], options: Options) -> tuple[Inventory, Ruleset, str]:
+    """Manifests in, the plan and its nft text out: everything before the kernel.
+    Deterministic: the same manifests and options give the same bytes."""
+    with gc_paused():  # the plan adds ~10 objects per endpoint to an already huge heap
+        inventory, services = read_services(manifests, options)
+        ruleset = plan(services, options)
+        return inventory, ruleset, render_nft(ruleset)
