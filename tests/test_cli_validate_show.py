@@ -1,0 +1,327 @@
+"""`svcctl validate` and `svcctl show` through the real entry point: output, exit status, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import dedent
+
+GOOD = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.50
+  externalTrafficPolicy: Local
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+    nodePort: 30080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: db
+  namespace: shop
+spec:
+  type: ExternalName
+  externalName: db.example.com.
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-1
+  namespace: shop
+  labels: {app: web}
+spec:
+  nodeName: node-a
+  containers:
+  - name: c
+    ports:
+    - {name: http, containerPort: 8080}
+status:
+  podIP: 10.244.1.5
+  conditions: [{type: Ready, status: "True"}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-2
+  namespace: shop
+  labels: {app: web}
+  deletionTimestamp: "2024-01-01T00:00:00Z"
+spec:
+  nodeName: node-b
+  containers:
+  - name: c
+    ports:
+    - {name: http, containerPort: 8080}
+status:
+  podIP: 10.244.2.5
+  conditions: [{type: Ready, status: "True"}]
+"""
+
+BAD = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  ports:
+  - port: 80
+    targetPort: "8080"
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+spec:
+  type: LoadBalancer
+  sessionAffinity: ClientIP
+  sessionAffinityConfig:
+    clientIP:
+      timeoutSeconds: 100000
+  loadBalancerSourceRanges: [10.0.0.0/40]
+  ports:
+  - name: a
+    port: 443
+  - name: a
+    port: 444
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: api-1
+  labels: {kubernetes.io/service-name: api}
+addressType: IPv4
+endpoints:
+- addresses: [169.254.1.1]
+"""
+
+
+# ---- validate ------------------------------------------------------------------------------
+
+
+def test_validate_valid(write, run_cli):
+    run = run_cli("validate", write(GOOD))
+    assert (run.code, run.err) == (0, "")
+    assert run.out == "valid: 2 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s)\n"
+
+
+def test_validate_verbose_says_what_was_skipped(write, run_cli):
+    path = write(GOOD)
+    run = run_cli("validate", "-v", path)
+    assert run.code == 0
+    assert run.err == f"{path}:27: skipped apps/v1/Deployment shop/web (not a kind svcctl uses)\n"
+    assert run_cli("validate", path).err == ""
+
+
+def test_validate_invalid_lists_every_problem(write, run_cli):
+    path = write(BAD)
+    run = run_cli("validate", path)
+    assert run.code == 2
+    assert run.out == ""
+    assert "Traceback" not in run.err
+    assert run.err.splitlines() == [
+        f'{path}:8: Service default/web: spec.ports[0].targetPort: Invalid value: "8080": must contain at least one letter (a-z)',
+        f'{path}:19: Service default/api: spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 100000: must be greater than 0 and less than 86400',
+        f'{path}:20: Service default/api: spec.loadBalancerSourceRanges[0]: Invalid value: "10.0.0.0/40": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)',
+        f'{path}:24: Service default/api: spec.ports[1].name: Duplicate value: "a"',
+        f'{path}:34: EndpointSlice default/api-1: endpoints[0].addresses[0]: Invalid value: "169.254.1.1": may not be in the link-local range (169.254.0.0/16, fe80::/10)',
+    ]
+
+
+def test_validate_problems_of_several_files_and_unreadable_ones(write, run_cli, tmp_path):
+    bad = write(BAD, "b.yaml")
+    syntax = write("apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  labels: {a: b\n", "a.yaml")
+    missing = str(tmp_path / "missing.yaml")
+    run = run_cli("validate", bad, syntax, missing)
+    assert run.code == 2 and "Traceback" not in run.err
+    lines = run.err.splitlines()
+    assert len(lines) == 7
+    # sorted by file, then line
+    assert lines[0].startswith(f"{syntax}:6: invalid YAML: ")  # where the parser gave up: the end
+    assert all(line.startswith(f"{bad}:") for line in lines[1:6])
+    assert lines[6] == f"{missing}: no such file or directory"
+
+
+def test_validate_reads_stdin(run_cli):
+    run = run_cli("validate", "-", stdin=dedent(GOOD))
+    assert (run.code, run.out) == (0, "valid: 2 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s)\n")
+    run = run_cli("validate", "-", stdin=dedent(BAD))
+    assert run.code == 2
+    assert run.err.splitlines()[0].startswith('-:8: Service default/web: spec.ports[0].targetPort: Invalid value: "8080"')
+
+
+def test_validate_service_node_port_range(write, run_cli):
+    path = write("apiVersion: v1\nkind: Service\nmetadata: {name: n}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 8080}]\n")
+    assert run_cli("validate", "--service-node-port-range", "8000-9000", path).code == 0
+    run = run_cli("validate", path)
+    assert run.code == 2
+    assert run.err == (
+        f"{path}:6: Service default/n: spec.ports[0].nodePort: Invalid value: 8080: "
+        "provided port is not in the valid range. The range of valid ports is 30000-32767\n"
+    )
+
+
+def test_validate_through_the_installed_command(write):
+    # One real process: the console script, exit status and stderr as a user sees them.
+    path = write(BAD)
+    svcctl = Path(sys.executable).with_name("svcctl")
+    if not svcctl.exists():
+        pytest.skip("svcctl is not installed next to this Python")
+    proc = subprocess.run([str(svcctl), "validate", path], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 5
+
+
+# ---- show ----------------------------------------------------------------------------------
+
+
+def test_show_table(write, run_cli):
+    run = run_cli("show", "--node-name", "node-a", write(GOOD))
+    assert (run.code, run.err) == (0, "")
+    assert run.out.splitlines() == [
+        "SERVICE   TYPE                  ADDRESSES        PORT                              ENDPOINTS",
+        "shop/db   ExternalName          db.example.com.  -                                 -",
+        "shop/web  NodePort [etp=Local]  10.96.0.50       http 80/TCP->http nodePort 30080  "
+        "10.244.1.5:8080 (local), 10.244.2.5:8080 (terminating, serving)",
+    ]
+
+
+def test_show_json(write, run_cli):
+    run = run_cli("show", "--node-name", "node-b", "-o", "json", write(GOOD))
+    assert (run.code, run.err) == (0, "")
+    data = json.loads(run.out)
+    assert [(s["namespace"], s["name"], s["type"]) for s in data] == [("shop", "db", "ExternalName"), ("shop", "web", "NodePort")]
+    db, web = data
+    assert db["externalName"] == "db.example.com." and db["clusterIPs"] == [] and db["ports"] == []
+    assert web["clusterIPs"] == ["10.96.0.50"]
+    assert web["externalTrafficPolicy"] == "Local" and web["internalTrafficPolicy"] == "Cluster"
+    assert web["endpointSource"] == "Pods"
+    (port,) = web["ports"]
+    assert {k: port[k] for k in ("name", "protocol", "port", "targetPort", "nodePort")} == {
+        "name": "http", "protocol": "TCP", "port": 80, "targetPort": "http", "nodePort": 30080,
+    }
+    assert port["endpoints"] == [
+        {"address": "10.244.1.5", "port": 8080, "nodeName": "node-a", "zone": None, "ready": True, "serving": True, "terminating": False, "local": False},
+        {"address": "10.244.2.5", "port": 8080, "nodeName": "node-b", "zone": None, "ready": False, "serving": True, "terminating": True, "local": True},
+    ]
+
+
+def test_show_allocates_deterministically(write, run_cli):
+    path = write("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  type: NodePort\n  ports: [{port: 80}]\n")
+    first = json.loads(run_cli("show", "--node-name", "n", "-o", "json", path).out)
+    again = json.loads(run_cli("show", "--node-name", "n", "-o", "json", path).out)
+    assert first == again
+    (svc,) = first
+    (ip,) = svc["clusterIPs"]
+    assert ip.startswith("10.")
+    assert 30000 <= svc["ports"][0]["nodePort"] <= 32767
+    narrow = json.loads(run_cli("show", "--node-name", "n", "-o", "json", "--service-cidr", "fd00:5::/120", "--service-node-port-range", "31000-31000", path).out)
+    assert narrow[0]["clusterIPs"][0].startswith("fd00:5::")
+    assert narrow[0]["ports"][0]["nodePort"] == 31000
+
+
+def test_show_invalid_input_exits_2(write, run_cli):
+    run = run_cli("show", write(BAD))
+    assert run.code == 2 and run.out == "" and "Traceback" not in run.err
+    assert len(run.err.splitlines()) == 5
+
+
+# ---- option errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--service-cidr", "bogus"], 'command line: service-cidr: "bogus" is not a CIDR (e.g. 10.244.0.0/16 or fd00:244::/56)'),
+        (["--service-cidr", "10.0.0.0/8", "--service-cidr", "11.0.0.0/8"], "command line: service-cidr: at most one range per IP family"),
+        (["--service-node-port-range", "5-3"], 'command line: service-node-port-range: "5-3" is not a port range like 30000-32767'),
+        (["--service-node-port-range", "30000"], 'command line: service-node-port-range: "30000" is not a port range like 30000-32767'),
+        (["--node-name", "Bad_Name"], 'command line: node-name: "Bad_Name" is not a valid node name (a DNS-1123 subdomain)'),
+    ],
+)
+def test_show_bad_options(write, run_cli, args, message):
+    run = run_cli("show", *args, write(GOOD))
+    assert (run.code, run.out, run.err) == (2, "", message + "\n")
+
+
+def test_bad_config_files(write, run_cli, tmp_path):
+    manifest = write(GOOD)
+    missing = str(tmp_path / "nope.yaml")
+    run = run_cli("validate", "--config", missing, manifest)
+    assert (run.code, run.err) == (2, f"{missing}: cannot read config: No such file or directory\n")
+
+    unknown = write("foo: 1\nservice-node-port-range: 30000-32767\n", "unknown.yaml")
+    run = run_cli("validate", "--config", unknown, manifest)
+    assert run.code == 2
+    assert run.err == (
+        f'{unknown}: unknown setting "foo" (known: node-name, cluster-cidr, nodeport-addresses, masquerade-all, '
+        "table, service-cidr, service-node-port-range)\n"
+    )
+
+    broken = write("service-cidr: [10.0.0.0/8\n", "broken.yaml")
+    run = run_cli("show", "--config", broken, manifest)
+    assert run.code == 2 and "Traceback" not in run.err
+    assert len(run.err.splitlines()) == 1 and run.err.startswith(f"{broken}:2: invalid YAML: ")
+
+    not_a_map = write("- a\n", "list.yaml")
+    run = run_cli("show", "--config", not_a_map, manifest)
+    assert (run.code, run.err) == (2, f"{not_a_map}: a config file must be a mapping of settings\n")
+
+    bad_value = write("service-cidr: nonsense\n", "value.yaml")
+    run = run_cli("show", "--config", bad_value, manifest)
+    assert (run.code, run.err) == (2, f'{bad_value}: service-cidr: "nonsense" is not a CIDR (e.g. 10.244.0.0/16 or fd00:244::/56)\n')
+
+
+def test_config_settings_apply_and_flags_win(write, run_cli):
+    manifest = write(GOOD)
+    config = write("node-name: node-b\nservice-node-port-range: 30000-30050\n", "config.yaml")
+    data = json.loads(run_cli("show", "--config", config, "--service-node-port-range", "30000-32767", "-o", "json", manifest).out)
+    assert [e["local"] for e in data[1]["ports"][0]["endpoints"]] == [False, True]
+    data = json.loads(run_cli("show", "--config", config, "--node-name", "node-a", "--service-node-port-range", "30000-32767", "-o", "json", manifest).out)
+    assert [e["local"] for e in data[1]["ports"][0]["endpoints"]] == [True, False]
+    # the config's node port range applies when no flag says otherwise: 30080 is outside it
+    run = run_cli("validate", "--config", config, manifest)
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        f"{manifest}:16: Service shop/web: spec.ports[0].nodePort: Invalid value: 30080: "
+        "provided port is not in the valid range. The range of valid ports is 30000-30050"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["show", "-o", "yaml", "x.yaml"], "'yaml' is not one of 'table', 'json'"),
+        (["validate"], "Missing argument 'manifests'"),
+        (["validate", "--no-such-flag", "x.yaml"], "No such option: --no-such-flag"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args, says):
+    svcctl = Path(sys.executable).with_name("svcctl")
+    if not svcctl.exists():
+        pytest.skip("svcctl is not installed next to this Python")
+    proc = subprocess.run([str(svcctl), *args], capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert says in proc.stderr
