@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable, NamedTuple
 
-from .model import ServiceType, TrafficPolicy
-from .options import Options
+from .model import Protocol, ServiceType, TrafficPolicy
+from .options import Network, Options
 from .resolve import Backend, ResolvedPort, ResolvedService
 
 MASQUERADE_MARK = 0x4000  # the bit kube-proxy uses too; set by chains, consumed by nat-postrouting
@@ -177,12 +178,13 @@ def port_id(svc: ResolvedService, port: ResolvedPort) -> str:
     return f"{svc.namespace}/{svc.name}/{port.protocol.value.lower()}/{port.name or port.port}"
 
 
-def object_name(kind: str, ident: str) -> str:
+def object_name(kind: str, ident: str, content: object = None) -> str:
     """``<kind>-<HASH8>-<ident>``: readable, unique by the hash, capped at nft's name limit.
-    Every part of ``ident`` is a DNS label, a protocol name, a number or an IP address (with
-    ':' written as '.', which nft refuses in set names)."""
+    The hash covers ``ident`` and, for chains, their ``content``. Every part of ``ident`` is a
+    DNS label, a protocol name, a number or an IP address (with ':' written as '.', which nft
+    refuses in set names)."""
     readable = ident.replace(":", ".")
-    name = f"{kind}-{_hash8(ident)}-{readable}"
+    name = f"{kind}-{_hash8(ident if content is None else f'{ident} {content!r}')}-{readable}"
     return name[:NAME_MAX]
 
 
@@ -221,10 +223,23 @@ class _TableBuilder:
         self.firewall_ips: list[Element] = []
         self.firewall_allow: list[Element] = []
         self.hairpin: set[str] = set()
+        self.udp_endpoints: set[tuple[str, str]] = set()
         self.affinity_sets: list[NamedSet] = []
         self.endpoint_chains: list[EndpointChain] = []
         self.external_chains: list[ExternalChain] = []
-        self.cluster_cidrs = [str(n) for n in options.cluster_cidrs if n.version == family.version]
+        self.cluster_cidrs = _collapsed(options.cluster_cidrs, family.version)
+        # Keys of service-ips/no-endpoint-services and of the NodePort maps already given to a
+        # Service port. The API server lets two Services share an externalIP (or an LB IP) and
+        # port, but nft refuses a map key added twice with different verdicts ("File exists"):
+        # the first Service port in namespace/name order keeps it, as the first rule would in
+        # kube-proxy's iptables mode.
+        self.claimed: set[tuple[str, ...]] = set()
+
+    def _claim(self, key: tuple[str, ...]) -> bool:
+        if key in self.claimed:
+            return False
+        self.claimed.add(key)
+        return True
 
     def _of_family(self, addresses: Iterable[str]) -> list[str]:
         return [a for a in addresses if (":" in a) == (self.family is Family.IP6)]
@@ -248,35 +263,46 @@ class _TableBuilder:
         node_port = port.node_port if svc.type in (ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER) else 0
         has_external = bool(external_ips or node_port)
 
+        needs_svc = bool(all_eps) and (not itp_local or has_external)
+        needs_local = bool(local_eps) and (itp_local or (etp_local and has_external))
+        # The endpoints the rendered chains can DNAT to. local_eps is not always a subset of
+        # all_eps: with remote endpoints ready and the local ones only serving+terminating, the
+        # local chain falls back to those (kube-proxy does the same per locality).
+        used = list(all_eps if needs_svc else ())
+        used += [b for b in (local_eps if needs_local else ()) if b not in used]
+
         affinity: dict[Backend, str] = {}
         if svc.affinity_timeout:
-            for b in all_eps:
+            for b in used:  # one set per endpoint a chain refers to: no unused sets, none missing
                 name = object_name("aff", f"{ident}/{b.address}-{b.port}")
                 affinity[b] = name
                 self.affinity_sets.append(
                     NamedSet(name, (family.addr_type,), f"{_comment(svc, port)} affinity to {family.endpoint(b.address, b.port)}", dynamic=True)
                 )
-        svc_chain = object_name("svc", ident)
-        local_chain = object_name("local", ident)
-        ext_chain = object_name("ext", ident)
-        needs_svc = bool(all_eps) and (not itp_local or has_external)
-        needs_local = bool(local_eps) and (itp_local or (etp_local and has_external))
+        svc_picks = cascade(all_eps, family, affinity) if needs_svc else ()
+        local_picks = cascade(local_eps, family, affinity) if needs_local else ()
+        # A chain's name carries a hash of its rules: when the rules change, so does the name,
+        # and an apply can tell what changed from the live chain names alone (svcctl.sync).
+        svc_chain = object_name("svc", ident, (proto, svc_picks, svc.affinity_timeout))
+        local_chain = object_name("local", ident, (proto, local_picks, svc.affinity_timeout))
         if needs_svc:
-            self.endpoint_chains.append(
-                EndpointChain(svc_chain, _comment(svc, port), proto, cascade(all_eps, family, affinity), svc.affinity_timeout)
-            )
+            self.endpoint_chains.append(EndpointChain(svc_chain, _comment(svc, port), proto, svc_picks, svc.affinity_timeout))
         if needs_local:
             self.endpoint_chains.append(
-                EndpointChain(local_chain, _comment(svc, port, "(local endpoints)"), proto, cascade(local_eps, family, affinity), svc.affinity_timeout)
+                EndpointChain(local_chain, _comment(svc, port, "(local endpoints)"), proto, local_picks, svc.affinity_timeout)
             )
-        self.hairpin.update(b.address for b in all_eps if b.local or not b.node)
+        self.hairpin.update(b.address for b in used if b.local or not b.node)
+        if port.protocol is Protocol.UDP:
+            self.udp_endpoints.update((b.address, str(b.port)) for b in used)
 
         # The ClusterIP: internalTrafficPolicy decides between all and local endpoints. With
         # endpoints but none local under Local policy, traffic is dropped; with no endpoints at
         # all it is rejected, so clients fail at once instead of timing out.
         key = (cluster_ip, proto, str(port.port))
         internal = local_chain if itp_local else svc_chain
-        if (local_eps if itp_local else all_eps):
+        if not self._claim(key):
+            pass  # an externalIP of a Service earlier in order has this ClusterIP's address and port
+        elif (local_eps if itp_local else all_eps):
             self.service_ips.append(Element(key, Verdict.goto(internal)))
             self.cluster_ips.append(Element(key))
         else:
@@ -284,33 +310,34 @@ class _TableBuilder:
 
         if not has_external:
             return
-        external_keys = [(ip, proto, str(port.port)) for ip in external_ips]
-        nodeport_key = (proto, str(node_port)) if node_port else None
-        if svc.source_ranges:
-            ranges = [str(r) for r in svc.source_ranges if r.version == version]
-            for ip in self._of_family(svc.load_balancer_ips):
-                self.firewall_ips.append(Element((ip, proto, str(port.port))))
-                self.firewall_allow.extend(Element((ip, proto, str(port.port), r)) for r in ranges)
+        external_keys = [k for k in ((ip, proto, str(port.port)) for ip in external_ips) if self._claim(k)]
+        nodeport_key = (proto, str(node_port)) if node_port and self._claim((proto, str(node_port))) else None
+        # Collapsed: overlapping intervals in one set are refused ("conflicting intervals").
+        ranges = _collapsed(svc.source_ranges, version) if svc.source_ranges else []
+        # As kube-proxy: only the ranges of this family count; none of this family, or a /0
+        # among them, means "allow any" (no firewall), not "allow nobody".
+        if ranges and not any(r.endswith("/0") for r in ranges):
+            for ip in dict.fromkeys(self._of_family(svc.load_balancer_ips)):  # each IP once
+                key = (ip, proto, str(port.port))
+                if key in external_keys:  # not if another Service's port holds this IP and port
+                    self.firewall_ips.append(Element(key))
+                    self.firewall_allow.extend(Element((*key, r)) for r in ranges)
         if not all_eps:
             self.no_endpoint_ips.extend(Element(k, REJECT) for k in external_keys)
             if nodeport_key:
                 self.no_endpoint_nodeports.append(Element(nodeport_key, REJECT))
             return
         if etp_local:
-            chain = ExternalChain(
-                ext_chain, _comment(svc, port, "(external, local endpoints)"),
-                mark_all=self.options.masquerade_all,
-                pods_to=svc_chain if self.cluster_cidrs else "",
-                node_to=svc_chain,
-                then_to=local_chain if local_eps else "",
-            )
+            route = (self.options.masquerade_all, svc_chain if self.cluster_cidrs else "", svc_chain, local_chain if local_eps else "")
+            comment = _comment(svc, port, "(external, local endpoints)")
             if not local_eps:  # external clients have nowhere to go: drop rather than time out in nat
                 self.no_endpoint_ips.extend(Element(k, DROP) for k in external_keys)
                 if nodeport_key:
                     self.no_endpoint_nodeports.append(Element(nodeport_key, DROP))
         else:
-            chain = ExternalChain(ext_chain, _comment(svc, port, "(external)"), mark_all=True, pods_to="", node_to="", then_to=svc_chain)
-        self.external_chains.append(chain)
+            route, comment = (True, "", "", svc_chain), _comment(svc, port, "(external)")
+        ext_chain = object_name("ext", ident, route)
+        self.external_chains.append(ExternalChain(ext_chain, comment, *route))
         self.service_ips.extend(Element(k, Verdict.goto(ext_chain)) for k in external_keys)
         if nodeport_key:
             self.nodeports.append(Element(nodeport_key, Verdict.goto(ext_chain)))
@@ -318,7 +345,7 @@ class _TableBuilder:
     def build(self, table_name: str) -> Table:
         a = self.family.addr_type
         ip_proto_port = (a, "inet_proto", "inet_service")
-        nodeport_cidrs = [str(n) for n in self.options.nodeport_addresses if n.version == self.family.version]
+        nodeport_cidrs = _collapsed(self.options.nodeport_addresses, self.family.version)
         if self.options.masquerade_all:
             scope = MasqueradeScope.ALL
         elif self.cluster_cidrs:
@@ -335,6 +362,7 @@ class _TableBuilder:
             NamedSet("firewall-ips", ip_proto_port, "LoadBalancer IP ports with loadBalancerSourceRanges", elements=tuple(self.firewall_ips)),
             NamedSet("firewall-allow", (*ip_proto_port, a), "LoadBalancer IP ports and the source ranges allowed to reach them", interval=True, elements=tuple(self.firewall_allow)),
             NamedSet("hairpin", (a, a), "endpoint . endpoint: a local endpoint reaching itself through its Service", elements=tuple(Element((ip, ip)) for ip in sorted(self.hairpin, key=_address_order))),
+            NamedSet("udp-endpoints", (a, "inet_service"), "UDP endpoints: an apply that removes one deletes the conntrack entries to it", elements=tuple(Element(k) for k in sorted(self.udp_endpoints, key=lambda k: (_address_order(k[0]), int(k[1]))))),
             NamedSet("cluster-cidrs", (a,), "--cluster-cidr", interval=True, elements=tuple(Element((c,)) for c in self.cluster_cidrs)),
             NamedSet("nodeport-cidrs", (a,), "--nodeport-addresses", interval=True, elements=tuple(Element((c,)) for c in nodeport_cidrs)),
         )
@@ -348,6 +376,12 @@ class _TableBuilder:
             endpoint_chains=tuple(self.endpoint_chains),
             external_chains=tuple(self.external_chains),
         )
+
+
+def _collapsed(networks: Iterable[Network], version: int) -> list[str]:
+    """The networks of one IP family, merged where they overlap or touch, in address order:
+    nft refuses overlapping elements in an interval set ("conflicting intervals specified")."""
+    return [str(n) for n in ipaddress.collapse_addresses(n for n in networks if n.version == version)]
 
 
 def _address_order(address: str) -> tuple[int, ...]:
