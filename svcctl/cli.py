@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import show as show_output
+from . import transport
+from .kernel import KernelError, Refused
 from .options import Options, build_options
 from .pipeline import compile_ruleset, read_inventory, read_services
 from .problems import InvalidInput
@@ -137,6 +139,66 @@ def compile_(
     sys.stdout.write(text)
 
 
+@app.command()
+def apply(
+    manifests: Manifests,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check with the kernel and print the diff; change nothing.")] = False,
+    node_name: NodeName = None,
+    cluster_cidr: ClusterCIDR = None,
+    nodeport_addresses: NodePortAddresses = None,
+    masquerade_all: MasqueradeAll = None,
+    table: Table = None,
+    config: Config = None,
+    service_cidr: ServiceCIDR = None,
+    service_node_port_range: NodePortRange = None,
+    verbose: Verbose = False,
+) -> None:
+    """Load the ruleset into the kernel in one atomic transaction (only svcctl's tables).
+    Exit 0 ok, 2 invalid input, 3 the kernel refused (nothing changed)."""
+    options = _node_options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
+    inventory, ruleset, text = compile_ruleset(manifests, options)
+    _say_skipped(inventory, verbose)
+    result = transport.apply(ruleset, text, dry_run=dry_run)
+    if dry_run:
+        sys.stdout.write(result.diff)
+        typer.echo(f"dry run: the kernel accepts the ruleset; apply would send: {result.transaction.summary}", err=True)
+        return
+    for warning in result.warnings:
+        typer.echo(f"svcctl: warning: {warning}", err=True)
+    typer.echo(f"applied: {result.transaction.summary}" if result.transaction.script else "unchanged: the kernel already holds this ruleset")
+    if verbose and result.conntrack_deleted:
+        typer.echo(f"cleared UDP conntrack entries to {len(result.conntrack_deleted)} removed endpoint(s)", err=True)
+
+
+@app.command()
+def diff(
+    manifests: Manifests,
+    node_name: NodeName = None,
+    cluster_cidr: ClusterCIDR = None,
+    nodeport_addresses: NodePortAddresses = None,
+    masquerade_all: MasqueradeAll = None,
+    table: Table = None,
+    config: Config = None,
+    service_cidr: ServiceCIDR = None,
+    service_node_port_range: NodePortRange = None,
+) -> None:
+    """Unified diff between what is live and what apply would make live.
+    Exit 0 no differences, 1 differences, 2 invalid input or error."""
+    options = _node_options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
+    _, ruleset, text = compile_ruleset(manifests, options)
+    changes = transport.diff(ruleset, text)
+    sys.stdout.write(changes)
+    raise typer.Exit(EXIT_DIFFERENT if changes else EXIT_OK)
+
+
+@app.command()
+def delete(table: Table = None, config: Config = None) -> None:
+    """Remove svcctl's tables (ip and ip6) and nothing else. Exit 0, also when none was there."""
+    options = _options(config, table=table)
+    gone = transport.delete(options.table)
+    typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table}")
+
+
 def main() -> None:
     """Entry point: runs the app and turns every error a user can cause into a message and a status.
     Usage errors (unknown option, bad choice) are typer's to report: it prints them and exits 2."""
@@ -146,6 +208,12 @@ def main() -> None:
         for line in err.lines():
             print(line, file=sys.stderr)
         sys.exit(EXIT_INVALID)
+    except Refused as err:
+        print(f"svcctl: {transport.describe_refusal(err)}", file=sys.stderr)
+        sys.exit(EXIT_KERNEL)
+    except KernelError as err:
+        print(f"svcctl: {err}", file=sys.stderr)
+        sys.exit(EXIT_KERNEL)
     except Exception as err:  # noqa: BLE001 - the contract: no traceback for anything a user can cause
         if os.environ.get("SVCCTL_DEBUG"):
             raise

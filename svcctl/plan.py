@@ -381,7 +381,12 @@ class _TableBuilder:
 def _collapsed(networks: Iterable[Network], version: int) -> list[str]:
     """The networks of one IP family, merged where they overlap or touch, in address order:
     nft refuses overlapping elements in an interval set ("conflicting intervals specified")."""
-    return [str(n) for n in ipaddress.collapse_addresses(n for n in networks if n.version == version)]
+    # A single address is written without its /32 (/128), as nft lists it, so that the elements
+    # an apply reads back compare equal to the planned ones.
+    return [
+        str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n)
+        for n in ipaddress.collapse_addresses(n for n in networks if n.version == version)
+    ]
 
 
 def _address_order(address: str) -> tuple[int, ...]:
