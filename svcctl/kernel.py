@@ -82,13 +82,16 @@ class Nft:
                 raise KernelError(reason)
             raise Refused(error.strip(), script)
 
-    def query(self, command: str) -> list[dict[str, Any]]:
-        """A ``list`` command's JSON objects (metainfo left out). [] when the object is absent."""
+    def query(self, command: str, terse: bool = False) -> list[dict[str, Any]]:
+        """A ``list`` command's JSON objects (metainfo left out). [] when the object is absent.
+        ``terse`` leaves out set elements."""
         self._ctx.set_json_output(True)
+        self._ctx.set_terse_output(terse)
         try:
             rc, output, error = self._ctx.cmd(command)
         finally:
             self._ctx.set_json_output(False)
+            self._ctx.set_terse_output(False)
         if rc != 0:
             reason = _explain(error)
             if reason:
@@ -109,6 +112,18 @@ class Nft:
                 return ""
             raise KernelError(f"nft {command}: {error.strip()}")
         return output
+
+
+def present_tables(nft: Nft) -> set[tuple[str, str]]:
+    """(family, name) of every table that has a chain or a set (svcctl's always have both).
+    Not ``list tables``: nft 1.0.6 fills its whole cache for it, rules included (1.5 s for a
+    10,000-Service table), while terse chain and set listings take milliseconds."""
+    found = set()
+    for what in ("chains", "sets", "maps"):
+        for obj in nft.query(f"list {what}", terse=True):
+            (body,) = obj.values()
+            found.add((body["family"], body["table"]))
+    return found
 
 
 def in_throwaway_netns(work: Callable[[Nft], T]) -> T:

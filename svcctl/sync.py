@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kernel import Nft
+from .kernel import Nft, present_tables
 from .plan import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Table, Verdict
 from .render import frame_name, render_update
 
@@ -108,7 +108,7 @@ def verdict_key(verdict: Verdict | None) -> VerdictKey | None:
 
 def read_live(nft: Nft, ruleset: Ruleset) -> list[LiveTable]:
     """The live state of svcctl's tables, read with a few cheap list commands."""
-    tables = {(o["table"]["family"], o["table"]["name"]) for o in nft.query("list tables")}
+    tables = present_tables(nft)
     out = []
     for t in ruleset.tables:
         live = LiveTable(t.family, t.name, exists=(t.family.value, t.name) in tables)
@@ -116,10 +116,12 @@ def read_live(nft: Nft, ruleset: Ruleset) -> list[LiveTable]:
         if not live.exists:
             continue
         scope = f"{t.family.value} {t.name}"
-        live.chains = {o["chain"]["name"] for o in nft.query(f"list chains {t.family.value}") if o["chain"]["table"] == t.name}
-        for what in ("sets", "maps"):
+        live.chains = {
+            o["chain"]["name"] for o in nft.query(f"list chains {t.family.value}", terse=True) if o["chain"]["table"] == t.name
+        }
+        for what in ("set", "map"):
             live.sets |= {
-                o[what[:-1]]["name"] for o in nft.query(f"list {what} {t.family.value}") if o[what[:-1]]["table"] == t.name
+                o[what]["name"] for o in nft.query(f"list {what}s {t.family.value}", terse=True) if o[what]["table"] == t.name
             }
         if frame_name(t) not in live.sets:
             continue  # the table is replaced whole: its elements do not matter

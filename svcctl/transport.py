@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from .kernel import KernelError, Nft, Refused, culprit, in_throwaway_netns
+from .kernel import KernelError, Nft, Refused, culprit, in_throwaway_netns, present_tables
 from .listing import normalize, unified_diff
 from .plan import Family, Ruleset
 from .sync import Transaction, read_live, transaction
@@ -115,7 +115,7 @@ def delete(table: str) -> list[str]:
     """Delete svcctl's tables of this name (ip and ip6) and nothing else; the ones deleted."""
     with locked(table):
         nft = Nft()
-        present = {(o["table"]["family"], o["table"]["name"]) for o in nft.query("list tables")}
+        present = present_tables(nft)
         gone = [f"{family.value} {table}" for family in Family if (family.value, table) in present]
         if gone:
             nft.run("".join(f"delete table {name}\n" for name in gone))
