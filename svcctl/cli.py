@@ -19,6 +19,7 @@ from .kernel import KernelError, Refused
 from .options import Options, build_options
 from .pipeline import compile_ruleset, read_inventory, read_services
 from .problems import InvalidInput
+from .validate import Inventory
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_INVALID, EXIT_KERNEL = 0, 1, 2, 3
 
@@ -73,7 +74,7 @@ def _options(
     )
 
 
-def _say_skipped(inventory, verbose: bool) -> None:  # type: ignore[no-untyped-def]
+def _say_skipped(inventory: Inventory, verbose: bool) -> None:
     if verbose:
         for what, origin in inventory.skipped:
             typer.echo(f"{origin.source.name}:{origin.line}: skipped {what} (not a kind svcctl uses)", err=True)
@@ -112,13 +113,6 @@ def show(
     sys.stdout.write(render(services))
 
 
-def _node_options(
-    config: str | None, node_name: str | None, cluster_cidr: list[str] | None, nodeport_addresses: list[str] | None,
-    masquerade_all: bool | None, table: str | None, service_cidr: list[str] | None, node_port_range: str | None,
-) -> Options:
-    return _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, node_port_range)
-
-
 @app.command("compile")
 def compile_(
     manifests: Manifests,
@@ -133,7 +127,7 @@ def compile_(
     verbose: Verbose = False,
 ) -> None:
     """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
-    options = _node_options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
+    options = _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
     inventory, _, text = compile_ruleset(manifests, options)
     _say_skipped(inventory, verbose)
     sys.stdout.write(text)
@@ -155,7 +149,7 @@ def apply(
 ) -> None:
     """Load the ruleset into the kernel in one atomic transaction (only svcctl's tables).
     Exit 0 ok, 2 invalid input, 3 the kernel refused (nothing changed)."""
-    options = _node_options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
+    options = _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
     inventory, ruleset, text = compile_ruleset(manifests, options)
     _say_skipped(inventory, verbose)
     result = transport.apply(ruleset, text, dry_run=dry_run)
@@ -184,7 +178,7 @@ def diff(
 ) -> None:
     """Unified diff between what is live and what apply would make live.
     Exit 0 no differences, 1 differences, 2 invalid input or error."""
-    options = _node_options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
+    options = _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
     _, ruleset, text = compile_ruleset(manifests, options)
     changes = transport.diff(ruleset, text)
     sys.stdout.write(changes)
