@@ -6,10 +6,12 @@ can cause); 3 the kernel refused or is out of reach (missing privileges or suppo
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from enum import StrEnum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
@@ -34,44 +36,50 @@ Manifests = Annotated[
     list[str],
     typer.Argument(help="Manifest files, directories (every *.yaml, *.yml, *.json inside) or - for standard input."),
 ]
-NodeName = Annotated[Optional[str], typer.Option("--node-name", help="This node's name (default: the hostname).")]
-ClusterCIDR = Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")]
-NodePortAddresses = Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="NodePorts answer only on local addresses in these ranges (repeatable).")]
-MasqueradeAll = Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all service traffic.", show_default=False)]
-Table = Annotated[Optional[str], typer.Option("--table", help="Name of svcctl's nftables tables, one per family [default: svcctl].")]
-Config = Annotated[Optional[str], typer.Option("--config", help="YAML file with the same settings (flags win).")]
-ServiceCIDR = Annotated[Optional[list[str]], typer.Option("--service-cidr", help="Ranges cluster IPs are allocated from, one per family [default: 10.96.0.0/12, fd00:10:96::/112].")]
-NodePortRange = Annotated[Optional[str], typer.Option("--service-node-port-range", help="Valid node ports [default: 30000-32767].")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also say which objects were skipped.")]
+
+# The settings of Options, as command-line options: parameter name -> (setting name, declaration).
+_SETTINGS: dict[str, tuple[str, Any]] = {
+    "node_name": ("node-name", Annotated[Optional[str], typer.Option("--node-name", help="This node's name (default: the hostname).")]),
+    "cluster_cidr": ("cluster-cidr", Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")]),
+    "nodeport_addresses": ("nodeport-addresses", Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="NodePorts answer only on local addresses in these ranges (repeatable).")]),
+    "masquerade_all": ("masquerade-all", Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all service traffic.", show_default=False)]),
+    "table": ("table", Annotated[Optional[str], typer.Option("--table", help="Name of svcctl's nftables tables, one per family (default: svcctl).")]),
+    "service_cidr": ("service-cidr", Annotated[Optional[list[str]], typer.Option("--service-cidr", help="Ranges cluster IPs are allocated from, one per family (default: 10.96.0.0/12 and fd00:10:96::/112).")]),
+    "service_node_port_range": ("service-node-port-range", Annotated[Optional[str], typer.Option("--service-node-port-range", help="Valid node ports (default: 30000-32767).")]),
+    "config": ("", Annotated[Optional[str], typer.Option("--config", help="YAML file with the same settings (flags win).")]),
+}
+NODE_SETTINGS = tuple(_SETTINGS)  # compile, apply and diff take them all
+
+
+def with_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command these settings as options, and call it with ``options``: the Options
+    built from them (and from --config). One declaration for every command that takes them."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command)
+        hints = get_type_hints(command, include_extras=True)  # typer needs the Annotated objects
+        own = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name != "options"]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_SETTINGS[n][1]) for n in names]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> None:
+            given = {n: kwargs.pop(n) for n in names}
+            flags = {_SETTINGS[n][0]: v for n, v in given.items() if n != "config"}
+            if flags.get("masquerade-all") is False:
+                flags["masquerade-all"] = None  # not given: the config file may say otherwise
+            command(options=build_options(given.get("config"), flags), **kwargs)
+
+        run.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+        run.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: _SETTINGS[n][1] for n in names}}
+        return run
+
+    return decorate
 
 
 class Format(StrEnum):
     TABLE = "table"
     JSON = "json"
-
-
-def _options(
-    config: str | None = None,
-    node_name: str | None = None,
-    cluster_cidr: list[str] | None = None,
-    nodeport_addresses: list[str] | None = None,
-    masquerade_all: bool | None = None,
-    table: str | None = None,
-    service_cidr: list[str] | None = None,
-    node_port_range: str | None = None,
-) -> Options:
-    return build_options(
-        config,
-        {
-            "node-name": node_name,
-            "cluster-cidr": cluster_cidr,
-            "nodeport-addresses": nodeport_addresses,
-            "masquerade-all": masquerade_all or None,
-            "table": table,
-            "service-cidr": service_cidr,
-            "service-node-port-range": node_port_range,
-        },
-    )
 
 
 def _say_skipped(inventory: Inventory, verbose: bool) -> None:
@@ -81,14 +89,9 @@ def _say_skipped(inventory: Inventory, verbose: bool) -> None:
 
 
 @app.command()
-def validate(
-    manifests: Manifests,
-    service_node_port_range: NodePortRange = None,
-    config: Config = None,
-    verbose: Verbose = False,
-) -> None:
+@with_options("service_node_port_range", "config")
+def validate(manifests: Manifests, options: Options, verbose: Verbose = False) -> None:
     """Parse and validate only; list every problem. Exit 0 valid, 2 invalid."""
-    options = _options(config, node_port_range=service_node_port_range)
     inventory = read_inventory(manifests, options)
     _say_skipped(inventory, verbose)
     counts = f"{len(inventory.services)} Service(s), {len(inventory.endpoints)} Endpoints, {len(inventory.slices)} EndpointSlice(s), {len(inventory.pods)} Pod(s)"
@@ -96,17 +99,14 @@ def validate(
 
 
 @app.command()
+@with_options("node_name", "service_cidr", "service_node_port_range", "config")
 def show(
     manifests: Manifests,
+    options: Options,
     output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.TABLE,
-    node_name: NodeName = None,
-    service_cidr: ServiceCIDR = None,
-    service_node_port_range: NodePortRange = None,
-    config: Config = None,
     verbose: Verbose = False,
 ) -> None:
     """Show every Service port with its addresses and resolved endpoints."""
-    options = _options(config, node_name=node_name, service_cidr=service_cidr, node_port_range=service_node_port_range)
     inventory, services = read_services(manifests, options)
     _say_skipped(inventory, verbose)
     render = show_output.render_json if output is Format.JSON else show_output.render_table
@@ -114,42 +114,28 @@ def show(
 
 
 @app.command("compile")
+@with_options(*NODE_SETTINGS)
 def compile_(
     manifests: Manifests,
-    node_name: NodeName = None,
-    cluster_cidr: ClusterCIDR = None,
-    nodeport_addresses: NodePortAddresses = None,
-    masquerade_all: MasqueradeAll = None,
-    table: Table = None,
-    config: Config = None,
-    service_cidr: ServiceCIDR = None,
-    service_node_port_range: NodePortRange = None,
+    options: Options,
     verbose: Verbose = False,
 ) -> None:
     """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
-    options = _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
     inventory, _, text = compile_ruleset(manifests, options)
     _say_skipped(inventory, verbose)
     sys.stdout.write(text)
 
 
 @app.command()
+@with_options(*NODE_SETTINGS)
 def apply(
     manifests: Manifests,
+    options: Options,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check with the kernel and print the diff; change nothing.")] = False,
-    node_name: NodeName = None,
-    cluster_cidr: ClusterCIDR = None,
-    nodeport_addresses: NodePortAddresses = None,
-    masquerade_all: MasqueradeAll = None,
-    table: Table = None,
-    config: Config = None,
-    service_cidr: ServiceCIDR = None,
-    service_node_port_range: NodePortRange = None,
     verbose: Verbose = False,
 ) -> None:
     """Load the ruleset into the kernel in one atomic transaction (only svcctl's tables).
     Exit 0 ok, 2 invalid input, 3 the kernel refused (nothing changed)."""
-    options = _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
     inventory, ruleset, text = compile_ruleset(manifests, options)
     _say_skipped(inventory, verbose)
     result = transport.apply(ruleset, text, dry_run=dry_run)
@@ -165,20 +151,13 @@ def apply(
 
 
 @app.command()
+@with_options(*NODE_SETTINGS)
 def diff(
     manifests: Manifests,
-    node_name: NodeName = None,
-    cluster_cidr: ClusterCIDR = None,
-    nodeport_addresses: NodePortAddresses = None,
-    masquerade_all: MasqueradeAll = None,
-    table: Table = None,
-    config: Config = None,
-    service_cidr: ServiceCIDR = None,
-    service_node_port_range: NodePortRange = None,
+    options: Options,
 ) -> None:
     """Unified diff between what is live and what apply would make live.
     Exit 0 no differences, 1 differences, 2 invalid input or error."""
-    options = _options(config, node_name, cluster_cidr, nodeport_addresses, masquerade_all, table, service_cidr, service_node_port_range)
     _, ruleset, text = compile_ruleset(manifests, options)
     changes = transport.diff(ruleset, text)
     sys.stdout.write(changes)
@@ -186,9 +165,9 @@ def diff(
 
 
 @app.command()
-def delete(table: Table = None, config: Config = None) -> None:
+@with_options("table", "config")
+def delete(options: Options) -> None:
     """Remove svcctl's tables (ip and ip6) and nothing else. Exit 0, also when none was there."""
-    options = _options(config, table=table)
     gone = transport.delete(options.table)
     typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table}")
 
