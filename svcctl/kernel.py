@@ -32,6 +32,9 @@ class Refused(KernelError):
         self.script = script
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # crosses the throwaway-namespace pipe
+        return (Refused, (str(self), self.script))
+
 
 def _binding() -> Any:
     try:
@@ -47,7 +50,7 @@ def _binding() -> Any:
 def _explain(error: str) -> str | None:
     """One sentence for the failures that are about the machine, not the ruleset."""
     if "Operation not permitted" in error:
-        return "changing nftables rules needs CAP_NET_ADMIN: run svcctl as root"
+        return "svcctl needs CAP_NET_ADMIN to read and change nftables rules: run it as root"
     if "Protocol not supported" in error or "Address family not supported" in error:
         return "this kernel lacks nf_tables support (load the nf_tables module)"
     return None

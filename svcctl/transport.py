@@ -39,6 +39,28 @@ def locked(table: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _privileged() -> Nft:
+    """An Nft context, once a first query has shown that the kernel lets us in: without
+    CAP_NET_ADMIN that query fails with the one-sentence KernelError the contract asks for."""
+    nft = Nft()
+    with _quiet_stderr():  # libnftables prints its own "(you must be root)" line to fd 2
+        present_tables(nft)
+    return nft
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _tables(ruleset: Ruleset) -> list[tuple[Family, str]]:
     return [(t.family, t.name) for t in ruleset.tables]
 
@@ -72,8 +94,8 @@ def apply(ruleset: Ruleset, full_text: str, dry_run: bool = False) -> ApplyResul
     (real proof), the actual transaction is checked by the kernel without commit, and the diff
     is returned. Raises Refused (nothing changed) or KernelError."""
     tables = _tables(ruleset)
+    nft = _privileged()
     with locked(ruleset.tables[0].name):
-        nft = Nft()
         live = read_live(nft, ruleset)
         tx = transaction(ruleset, full_text, live)
         if dry_run:
@@ -107,14 +129,14 @@ def _forget_udp_flows(endpoints: tuple[tuple[str, int], ...]) -> tuple[tuple[tup
 def diff(ruleset: Ruleset, full_text: str) -> str:
     """Unified diff between the live tables and what apply would make live; "" if none."""
     tables = _tables(ruleset)
-    planned = planned_listing(full_text, tables)
-    return unified_diff(live_listing(Nft(), tables), planned)
+    live = live_listing(_privileged(), tables)
+    return unified_diff(live, planned_listing(full_text, tables))
 
 
 def delete(table: str) -> list[str]:
     """Delete svcctl's tables of this name (ip and ip6) and nothing else; the ones deleted."""
+    nft = _privileged()
     with locked(table):
-        nft = Nft()
         present = present_tables(nft)
         gone = [f"{family.value} {table}" for family in Family if (family.value, table) in present]
         if gone:

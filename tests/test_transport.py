@@ -1,0 +1,160 @@
+"""The kernel transport against the real kernel, in throwaway network namespaces (root only):
+apply is atomic and incremental, a refused transaction changes nothing and names its Service,
+applies are serialized, missing privileges give one sentence, delete spares other tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from svcctl.kernel import Nft, Refused, in_throwaway_netns
+from svcctl.options import build_options
+from svcctl.pipeline import compile_ruleset
+from svcctl import transport
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 (network namespaces)"
+)
+SVCCTL = str(Path(sys.executable).parent / "svcctl")
+EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "web.yaml")
+NODE = ["--node-name", "node-1", "--cluster-cidr", "10.244.0.0/16"]
+
+
+@pytest.fixture
+def netns():
+    name = f"svctest-{os.getpid()}-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def run_in(ns: str, *args: str, user: str | None = None) -> subprocess.CompletedProcess:
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if user == "nobody" else []
+    return subprocess.run(["ip", "netns", "exec", ns, *prefix, *args], capture_output=True, text=True, timeout=120)
+
+
+def listing(ns: str) -> str:
+    return run_in(ns, "nft", "list", "ruleset").stdout
+
+
+def test_apply_creates_then_sends_nothing_for_the_same_manifest(netns):
+    first = run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE)
+    assert (first.returncode, first.stdout) == (0, "applied: created ip svcctl and ip6 svcctl\n"), first.stderr
+    before = listing(netns)
+    again = run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE)
+    assert (again.returncode, again.stdout) == (0, "unchanged: the kernel already holds this ruleset\n")
+    assert listing(netns) == before
+    assert run_in(netns, SVCCTL, "diff", EXAMPLE, *NODE).returncode == 0
+
+
+def test_changed_node_options_replace_the_table_and_diff_follows(netns):
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
+    other = ["--node-name", "node-2", "--cluster-cidr", "10.244.0.0/16"]  # other local endpoints
+    diff = run_in(netns, SVCCTL, "diff", EXAMPLE, *other)
+    assert diff.returncode == 1 and "-\t\t\t10.244.1.2 . 10.244.1.2" in diff.stdout  # hairpin set shrinks
+    update = run_in(netns, SVCCTL, "apply", EXAMPLE, *other)
+    assert update.stdout.startswith("applied: ip: "), update.stdout  # elements only: an update
+    assert run_in(netns, SVCCTL, "diff", EXAMPLE, *other).returncode == 0
+    replaced = run_in(netns, SVCCTL, "apply", EXAMPLE, "--node-name", "node-2", "--masquerade-all")
+    assert "replaced ip svcctl and ip6 svcctl" in replaced.stdout  # other hook rules: a new frame
+
+
+def test_dry_run_changes_nothing_and_prints_the_diff(netns):
+    dry = run_in(netns, SVCCTL, "apply", "--dry-run", EXAMPLE, *NODE)
+    assert dry.returncode == 0, dry.stderr
+    assert "+table ip svcctl {" in dry.stdout and "dry run: the kernel accepts the ruleset" in dry.stderr
+    assert listing(netns) == ""
+
+
+def test_a_refused_transaction_changes_nothing_and_names_its_service(netns):
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
+    before = listing(netns)
+    options = build_options(None, {"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16"]})
+    _, ruleset, text = compile_ruleset([EXAMPLE], options)
+    # Corrupt the plan the way a bug would: a pick pointing at an affinity set that does not exist.
+    table = ruleset.tables[0]
+    chain = next(c for c in table.endpoint_chains if "shop/web" in c.name)
+    bad_pick = chain.picks[0]._replace(affinity="aff-AAAAAAAA-shop/web/tcp/http/missing")
+    bad_chain = dataclasses.replace(chain, name=chain.name + "-x", picks=(bad_pick, *chain.picks[1:]), affinity_timeout=5)
+    bad_table = dataclasses.replace(table, endpoint_chains=(*table.endpoint_chains, bad_chain))
+    bad = dataclasses.replace(ruleset, tables=(bad_table, *ruleset.tables[1:]))
+
+    with pytest.raises(Refused) as refused:
+        subprocess_apply(netns, bad, text)
+    assert "Service shop/web port http/tcp" in transport.describe_refusal(refused.value)
+    assert listing(netns) == before
+
+
+def subprocess_apply(ns: str, ruleset, text: str) -> None:
+    """transport.apply inside ``ns``: libnftables talks to the namespace it was created in, so
+    the call runs in a child that joined the namespace first."""
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+
+    def in_ns(_: Nft) -> None:
+        os.setns(fd, os.CLONE_NEWNET) if hasattr(os, "setns") else _setns(fd)
+        transport.apply(ruleset, text)
+
+    try:
+        in_throwaway_netns(in_ns)
+    finally:
+        os.close(fd)
+
+
+def _setns(fd: int) -> None:
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+
+
+def test_applies_are_serialized_by_the_lock(netns):
+    lock = open(f"{transport.LOCK_DIR}/svcctl-svcctl.lock", "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        proc = subprocess.Popen(["ip", "netns", "exec", netns, SVCCTL, "apply", EXAMPLE, *NODE], stdout=subprocess.PIPE, text=True)
+        time.sleep(2.0)
+        assert proc.poll() is None, "apply ran while another held the lock"
+        assert listing(netns) == ""
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.startswith("applied: created")
+
+
+@pytest.mark.parametrize("args", [["apply", EXAMPLE], ["apply", "--dry-run", EXAMPLE], ["diff", EXAMPLE], ["delete"]])
+def test_without_privileges_one_sentence_and_exit_3(netns, args):
+    result = run_in(netns, SVCCTL, *args, user="nobody")
+    assert result.returncode == 3
+    assert result.stderr == "svcctl: svcctl needs CAP_NET_ADMIN to read and change nftables rules: run it as root\n"
+
+
+def test_delete_removes_only_svcctls_tables(netns):
+    run_in(netns, "nft", "add table inet other; add chain inet other c; add table ip svcctlx")
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
+    gone = run_in(netns, SVCCTL, "delete")
+    assert (gone.returncode, gone.stdout) == (0, "deleted: table ip svcctl and table ip6 svcctl\n")
+    tables = run_in(netns, "nft", "list", "tables").stdout.split("\n")
+    assert sorted(t for t in tables if t) == ["table inet other", "table ip svcctlx"]
+    again = run_in(netns, SVCCTL, "delete")
+    assert (again.returncode, again.stdout) == (0, "nothing to delete: no table named svcctl\n")
+
+
+def test_invalid_input_leaves_the_kernel_untouched(netns, tmp_path):
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
+    before = listing(netns)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\nspec: {ports: [{port: 0}]}\n")
+    result = run_in(netns, SVCCTL, "apply", str(bad), *NODE)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 3  # name, port, and targetPort (defaulted from port)
+    assert listing(netns) == before
