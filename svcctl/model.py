@@ -12,10 +12,12 @@ later, in ``allocate``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
 
 from . import bulk
@@ -43,9 +45,22 @@ class _Lenient(_Model):
     model_config = ConfigDict(extra="ignore")
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """Marks a field that takes one of an enum's values. A string outside the enum is kept as it
+    is, so that validate reports it together with the object's other problems, as the API
+    server does; a value that is no string at all is a type error here."""
+
+    enum: type[StrEnum]
+
+
 def _enum(cls: type[StrEnum]) -> Any:
-    # Enum values arrive as strings; strict mode would demand enum instances.
-    return Annotated[cls, Strict(False)]
+    def member(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "must be a string")
+        return cls._value2member_map_.get(value, value)
+
+    return Annotated[cls, PlainValidator(member), OneOf(cls)]
 
 
 class Protocol(StrEnum):

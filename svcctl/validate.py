@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterable, TypeVar
 
-from pydantic import ValidationError
+from functools import lru_cache
+from typing import Annotated, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
 
 from . import formats
 from .load import Origin, RawObject
 from .model import (
     KINDS,
+    OneOf,
     AddressType,
     Endpoints,
     EndpointSlice,
@@ -82,6 +86,9 @@ def validate(raw: Iterable[RawObject], node_ports: NodePortRange = NodePortRange
         if entry is None:
             continue
         report = _Reporter(entry, problems)
+        # Values outside an enum are reported, and the other rules still run (they only
+        # compare such fields with enum members and print them with str()): all at once.
+        _unsupported_values(entry.obj, (), report)
         _RULES[type(entry.obj)](entry.obj, report, node_ports)
         if report.clean:
             buckets[type(entry.obj)].append(entry)
@@ -132,11 +139,16 @@ def _typed(item: RawObject, problems: list[Problem], inventory: Inventory) -> En
             )
         elif not kind:
             problems.append(Problem("Required value", ("kind",), origin))
+        elif _same_group_other_version(api_version, kind):
+            # e.g. `v2` Service: kubectl would fail ("no matches for kind"). A Service of another
+            # API group (Knative's serving.knative.dev/v1) is another kind, and skipped.
+            wanted = next(v for v, k in KINDS if k == kind)
+            problems.append(Problem(f'Unsupported value: "{api_version}": {kind} is served as "{wanted}"', ("apiVersion",), origin, kind, ref))
         else:
             inventory.skipped.append((f"{api_version}/{kind} {ref}", origin))
         return None
     try:
-        return Entry(model.model_validate(data), origin)
+        entry = Entry(model.model_validate(data), origin)
     except ValidationError as err:
         for e in _dedupe(err.errors()):
             if e["type"] == "nested":  # many problems found by svcctl.bulk in one list
@@ -145,6 +157,61 @@ def _typed(item: RawObject, problems: list[Problem], inventory: Inventory) -> En
             else:
                 problems.append(_pydantic_problem(e, origin, kind, ref))
         return None
+    return entry
+
+
+def _unsupported_values(obj: BaseModel, path: Path, report: "_Reporter") -> None:
+    """Report every enum-typed field holding a value outside its enum (see model.OneOf)."""
+    for name, alias, shape, enum in _enum_fields(type(obj)):
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        items = list(enumerate(value)) if shape.endswith("s") else [(None, value)]
+        for i, item in items:
+            where = (*path, alias) if i is None else (*path, alias, i)
+            if shape.startswith("model"):
+                _unsupported_values(item, where, report)
+            elif not isinstance(item, enum):
+                choices = ", ".join(f'"{v}"' for v in sorted(enum._value2member_map_))
+                report(where, f'Unsupported value: "{item}": supported values: {choices}')
+
+
+@lru_cache(maxsize=None)
+def _enum_fields(cls: type[BaseModel]) -> tuple[tuple[str, str, str, Any], ...]:
+    """The fields of a model class that hold enum values or models that do: (name, alias,
+    shape: value/values/model/models, enum class or model class)."""
+    out = []
+    for name, info in cls.model_fields.items():
+        alias = info.alias or name
+        marker = next((m for m in info.metadata if isinstance(m, OneOf)), None)
+        if marker:
+            out.append((name, alias, "value", marker.enum))
+            continue
+        plural = get_origin(info.annotation) in (list, tuple)  # else a single value, maybe None
+        for arg in _flatten(info.annotation):
+            if isinstance(arg, OneOf):
+                out.append((name, alias, "values" if plural else "value", arg.enum))
+            elif isinstance(arg, type) and issubclass(arg, BaseModel) and _enum_fields(arg):
+                out.append((name, alias, "models" if plural else "model", arg))
+    return tuple(out)
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    """Every type and Annotated metadata inside an annotation (list[...], X | None, ...)."""
+    if get_origin(annotation) is Annotated:
+        return [*annotation.__metadata__, *_flatten(annotation.__origin__)]
+    found = [annotation]
+    for arg in get_args(annotation):
+        found += _flatten(arg)
+    return found
+
+
+def _same_group_other_version(api_version: Any, kind: Any) -> bool:
+    """An apiVersion of the group svcctl reads this kind from, but not the version it reads."""
+    if not isinstance(api_version, str):
+        return False
+    group = api_version.rpartition("/")[0]
+    return any(k == kind and v.rpartition("/")[0] == group for v, k in KINDS)
 
 
 def _dedupe(errors: list[Any]) -> list[Any]:
@@ -246,7 +313,7 @@ def _check_service(svc: Service, report: _Reporter, node_ports: NodePortRange) -
     )
     if spec.external_traffic_policy is not None and not external:
         report.invalid(
-            ("spec", "externalTrafficPolicy"), spec.external_traffic_policy.value,
+            ("spec", "externalTrafficPolicy"), str(spec.external_traffic_policy),
             "may only be set for externally-accessible services",
         )
     if spec.health_check_node_port:
@@ -322,7 +389,7 @@ def _check_cluster_ips(svc: Service, report: _Reporter) -> None:
             if i > 0 or len(spec.cluster_ips) > 1:
                 report.invalid(("spec", "clusterIPs", i), ip, "'None' must be the first and only value")
             if spec.type in (ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER):
-                report.invalid(("spec", "clusterIPs", i), ip, f"may not be set to 'None' for {spec.type.value} services")
+                report.invalid(("spec", "clusterIPs", i), ip, f"may not be set to 'None' for {str(spec.type)} services")
             continue
         parsed = formats.parse_ip(ip)
         if parsed is None:
@@ -337,12 +404,12 @@ def _check_cluster_ips(svc: Service, report: _Reporter) -> None:
     if len(spec.ip_families) > 2:
         report.invalid(("spec", "ipFamilies"), len(spec.ip_families), "may only hold up to 2 values")
     if len(set(spec.ip_families)) != len(spec.ip_families):
-        report(("spec", "ipFamilies", 1), f'Duplicate value: "{spec.ip_families[-1].value}"')
+        report(("spec", "ipFamilies", 1), f'Duplicate value: "{str(spec.ip_families[-1])}"')
     for i, (family, declared) in enumerate(zip(families, spec.ip_families)):
         if family is not declared:
             report.invalid(
                 ("spec", "clusterIPs", i), spec.cluster_ips[i],
-                f"expected an {declared.value} value as indicated by `ipFamilies[{i}]`",
+                f"expected an {str(declared)} value as indicated by `ipFamilies[{i}]`",
             )
     policy = spec.ip_family_policy
     if policy is None:
@@ -353,12 +420,12 @@ def _check_cluster_ips(svc: Service, report: _Reporter) -> None:
     if policy is IPFamilyPolicy.SINGLE_STACK:
         if len(spec.cluster_ips) == 2:
             report.invalid(
-                ("spec", "ipFamilyPolicy"), policy.value,
+                ("spec", "ipFamilyPolicy"), str(policy),
                 "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
             )
         if len(spec.ip_families) == 2:
             report.invalid(
-                ("spec", "ipFamilyPolicy"), policy.value,
+                ("spec", "ipFamilyPolicy"), str(policy),
                 "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
             )
 
@@ -386,9 +453,9 @@ def _check_service_ports(svc: Service, report: _Reporter, node_ports: NodePortRa
         errs = formats.port_number(port.port)
         if errs:
             report.invalid((*path, "port"), port.port, errs)
-        key = (port.protocol.value, port.port)
+        key = (str(port.protocol), port.port)
         if key in seen_ports:
-            report(path, f"Duplicate value: {{port: {port.port}, protocol: {port.protocol.value}}}")
+            report(path, f"Duplicate value: {{port: {port.port}, protocol: {str(port.protocol)}}}")
         seen_ports.add(key)
         target = port.target_port
         if isinstance(target, int):
@@ -399,10 +466,10 @@ def _check_service_ports(svc: Service, report: _Reporter, node_ports: NodePortRa
             report.invalid((*path, "targetPort"), target, errs)
         if port.node_port:
             if not node_port_allowed:
-                report((*path, "nodePort"), f"Forbidden: may not be used when `type` is '{spec.type.value}'")
+                report((*path, "nodePort"), f"Forbidden: may not be used when `type` is '{str(spec.type)}'")
             elif port.node_port not in node_ports:
                 report.invalid((*path, "nodePort"), port.node_port, _range_message(node_ports))
-            node_key = (port.protocol.value, port.node_port)
+            node_key = (str(port.protocol), port.node_port)
             if node_key in seen_node_ports:
                 report((*path, "nodePort"), f"Duplicate value: {port.node_port}")
             seen_node_ports.add(node_key)

@@ -716,3 +716,21 @@ def test_every_problem_at_once(write):
         f"{path}:28: Service prod/two: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
         f'{path}:37: Endpoints prod/two: subsets[0].addresses[0].ip: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)',
     ]
+
+
+def test_a_value_outside_an_enum_does_not_hide_the_objects_other_problems():
+    # The API server reports both (kubectl's edit test case gets a 422 naming the two fields).
+    assert svc_problems({"clusterIP": "10.0.0.182.1", "ports": [{"port": 80, "protocol": "VHF"}]}) == [
+        'spec.clusterIPs[0]: Invalid value: "10.0.0.182.1": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)',
+        'spec.ports[0].protocol: Unsupported value: "VHF": supported values: "SCTP", "TCP", "UDP"',
+    ]
+
+
+def test_a_known_kind_in_another_version_of_its_group_is_an_error_another_group_is_skipped():
+    v2 = {"apiVersion": "v2", "kind": "Service", "metadata": {"name": "a"}}
+    knative = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "k"}}
+    slice_v2 = {"apiVersion": "discovery.k8s.io/v2", "kind": "EndpointSlice", "metadata": {"name": "e"}}
+    assert check(v2, knative, slice_v2) == [
+        'Service default/a: apiVersion: Unsupported value: "v2": Service is served as "v1"',
+        'EndpointSlice default/e: apiVersion: Unsupported value: "discovery.k8s.io/v2": EndpointSlice is served as "discovery.k8s.io/v1"',
+    ]
