@@ -720,7 +720,7 @@ def test_every_problem_at_once(write):
 
 def test_a_value_outside_an_enum_does_not_hide_the_objects_other_problems():
     # The API server reports both (kubectl's edit test case gets a 422 naming the two fields).
-    assert svc_problems({"clusterIP": "10.0.0.182.1", "ports": [{"port": 80, "protocol": "VHF"}]}) == [
+    assert sorted(svc_problems({"clusterIP": "10.0.0.182.1", "ports": [{"port": 80, "protocol": "VHF"}]})) == [
         'spec.clusterIPs[0]: Invalid value: "10.0.0.182.1": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)',
         'spec.ports[0].protocol: Unsupported value: "VHF": supported values: "SCTP", "TCP", "UDP"',
     ]
