@@ -435,21 +435,12 @@ def _check_service_ports(svc: Service, report: _Reporter, node_ports: NodePortRa
     ports = spec.ports
     if not ports and not spec.headless and spec.type is not ServiceType.EXTERNAL_NAME:
         report(("spec", "ports"), "Required value")
-    names: set[str] = set()
     seen_ports: set[tuple[str, int]] = set()
     seen_node_ports: set[tuple[str, int]] = set()
     node_port_allowed = spec.type in (ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER)
+    _check_port_names([p.name for p in ports], ("spec", "ports"), report, required=len(ports) > 1)
     for i, port in enumerate(ports):
         path: Path = ("spec", "ports", i)
-        if len(ports) > 1 and not port.name:
-            report((*path, "name"), "Required value")
-        elif port.name:
-            errs = formats.dns1123_label(port.name)
-            if errs:
-                report.invalid((*path, "name"), port.name, errs)
-            elif port.name in names:
-                report((*path, "name"), f'Duplicate value: "{port.name}"')
-            names.add(port.name)
         errs = formats.port_number(port.port)
         if errs:
             report.invalid((*path, "port"), port.port, errs)
@@ -479,6 +470,20 @@ def _check_service_ports(svc: Service, report: _Reporter, node_ports: NodePortRa
                 report.invalid((*path, "appProtocol"), port.app_protocol, errs)
 
 
+def _check_port_names(names: list[str], path: Path, report: _Reporter, required: bool, empty_is_a_name: bool = False) -> None:
+    """Port names: DNS-1123 labels, unique; ``required`` when a list holds several ports."""
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        where = (*path, i, "name")
+        if not name and required:
+            report(where, "Required value")
+        elif name and (errs := formats.dns1123_label(name)):
+            report.invalid(where, name, errs)
+        elif (name or empty_is_a_name) and name in seen:
+            report(where, f'Duplicate value: "{name}"')
+        seen.add(name)
+
+
 # ---- Endpoints, EndpointSlice, Pod --------------------------------------------------------
 
 
@@ -501,19 +506,10 @@ def _check_endpoints(ep: Endpoints, report: _Reporter, _: NodePortRange) -> None
                     report.invalid((*path, "hostname"), address.hostname, errs)
                 if address.node_name and (errs := formats.dns1123_subdomain(address.node_name)):
                     report.invalid((*path, "nodeName"), address.node_name, errs)
-        names: set[str] = set()
+        _check_port_names([p.name for p in subset.ports], ("subsets", s, "ports"), report, required=len(subset.ports) > 1)
         for p, port in enumerate(subset.ports):
-            path = ("subsets", s, "ports", p)
-            if len(subset.ports) > 1 and not port.name:
-                report((*path, "name"), "Required value")
-            elif port.name:
-                if errs := formats.dns1123_label(port.name):
-                    report.invalid((*path, "name"), port.name, errs)
-                elif port.name in names:
-                    report((*path, "name"), f'Duplicate value: "{port.name}"')
-                names.add(port.name)
             if errs := formats.port_number(port.port):
-                report.invalid((*path, "port"), port.port, errs)
+                report.invalid(("subsets", s, "ports", p, "port"), port.port, errs)
 
 
 _SLICE_FAMILY = {AddressType.IPV4: 4, AddressType.IPV6: 6}
@@ -545,17 +541,11 @@ def _check_slice(es: EndpointSlice, report: _Reporter, _: NodePortRange) -> None
             report.invalid((*path, "hostname"), endpoint.hostname, errs)
     if len(es.ports) > MAX_SLICE_PORTS:
         report(("ports",), f"Too many: {len(es.ports)}: must have at most {MAX_SLICE_PORTS} items")
-    names: set[str] = set()
+    # An EndpointSlice's port names are optional, but two unnamed ports are duplicates too.
+    _check_port_names([p.name for p in es.ports], ("ports",), report, required=False, empty_is_a_name=True)
     for p, port in enumerate(es.ports):
-        path = ("ports", p)
-        if port.name:
-            if errs := formats.dns1123_label(port.name):
-                report.invalid((*path, "name"), port.name, errs)
-        if port.name in names:
-            report((*path, "name"), f'Duplicate value: "{port.name}"')
-        names.add(port.name)
         if port.port is not None and (errs := formats.port_number(port.port)):
-            report.invalid((*path, "port"), port.port, errs)
+            report.invalid(("ports", p, "port"), port.port, errs)
 
 
 def _check_pod(pod: Pod, report: _Reporter, _: NodePortRange) -> None:
