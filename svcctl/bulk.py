@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple
 
 from pydantic_core import PydanticCustomError
 
-from .problems import Path
+from .problems import Path, show_value
 
 # A schema is a type (str, bool), a dict of field name -> schema (an object; unknown fields are
 # errors), [schema] (a list of it), or {str: str} (a map of strings).
@@ -45,10 +45,10 @@ def _conform(value: Any, schema: Any, path: Path, errors: list[tuple[Path, str]]
     if isinstance(schema, type):
         # bool is an int in Python, but not in JSON: check the exact type.
         if type(value) is not schema:
-            errors.append((path, f"Invalid value: {_show(value)}: must be {_TYPE_NAMES[schema]}"))
+            errors.append((path, f"Invalid value: {show_value(value)}: must be {_TYPE_NAMES[schema]}"))
     elif isinstance(schema, list):
         if type(value) is not list:
-            errors.append((path, f"Invalid value: {_show(value)}: must be a list"))
+            errors.append((path, f"Invalid value: {show_value(value)}: must be a list"))
             return
         item_schema = schema[0]
         if isinstance(item_schema, type) and all(type(item) is item_schema for item in value):
@@ -57,14 +57,14 @@ def _conform(value: Any, schema: Any, path: Path, errors: list[tuple[Path, str]]
             _conform(item, item_schema, (*path, i), errors)
     elif str in schema:  # a map of strings
         if type(value) is not dict:
-            errors.append((path, f"Invalid value: {_show(value)}: must be an object"))
+            errors.append((path, f"Invalid value: {show_value(value)}: must be an object"))
             return
         for key, item in value.items():
             if type(item) is not str:
-                errors.append(((*path, key), f"Invalid value: {_show(item)}: must be a string"))
+                errors.append(((*path, key), f"Invalid value: {show_value(item)}: must be a string"))
     else:
         if type(value) is not dict:
-            errors.append((path, f"Invalid value: {_show(value)}: must be an object"))
+            errors.append((path, f"Invalid value: {show_value(value)}: must be an object"))
             return
         for key, item in value.items():
             sub = schema.get(key)
@@ -74,16 +74,6 @@ def _conform(value: Any, schema: Any, path: Path, errors: list[tuple[Path, str]]
                 continue
             else:
                 _conform(item, sub, (*path, key), errors)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (dict, list)):
-        return "object" if isinstance(value, dict) else "list"
-    return str(value)
 
 
 class Endpoint(NamedTuple):

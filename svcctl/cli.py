@@ -168,8 +168,10 @@ def diff(
 @with_options("table", "config")
 def delete(options: Options) -> None:
     """Remove svcctl's tables (ip and ip6) and nothing else. Exit 0, also when none was there."""
-    gone = transport.delete(options.table)
-    typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table}")
+    gone, foreign = transport.delete(options.table)
+    typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table} made by svcctl")
+    for name in foreign:
+        typer.echo(f"svcctl: left table {name} alone: svcctl did not make it", err=True)
 
 
 def main() -> None:

@@ -117,6 +117,19 @@ class Nft:
         return output
 
 
+FRAME_PREFIX = "frame-"  # every table svcctl makes holds an empty set frame-<hash> (see render.frame_name)
+
+
+def owned_tables(nft: Nft) -> set[tuple[str, str]]:
+    """(family, name) of the tables svcctl made: those holding a ``frame-*`` marker set. A table
+    of the same name without one belongs to someone else and is never changed or deleted."""
+    return {
+        (o["set"]["family"], o["set"]["table"])
+        for o in nft.query("list sets", terse=True)
+        if o["set"]["name"].startswith(FRAME_PREFIX)
+    }
+
+
 def present_tables(nft: Nft) -> set[tuple[str, str]]:
     """(family, name) of every table that has a chain or a set (svcctl's always have both).
     Not ``list tables``: nft 1.0.6 fills its whole cache for it, rules included (1.5 s for a

@@ -213,30 +213,30 @@ def _json_document(text: str, pos: int) -> tuple[Any, int, list[tuple[int, int]]
     """Decode one JSON value at ``pos``; for an object, decode ``items`` element by element to
     learn where each one starts (the json module gives no positions otherwise)."""
     decoder = _DECODER
-    if text[pos] != "{":
+    if text[pos : pos + 1] != "{":
         value, end = decoder.raw_decode(text, pos)
         return value, end, None
     result: dict[str, Any] = {}
     items: list[tuple[int, int]] | None = None
     pos = _WS.match(text, pos + 1).end()
-    if text[pos] == "}":
+    if text[pos : pos + 1] == "}":
         return result, pos + 1, None
     while True:
-        if text[pos] != '"':
+        if text[pos : pos + 1] != '"':
             raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
         key, pos = json.decoder.scanstring(text, pos + 1)
         pos = _WS.match(text, pos).end()
-        if text[pos] != ":":
+        if text[pos : pos + 1] != ":":
             raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
         pos = _WS.match(text, pos + 1).end()
-        if key == "items" and text[pos] == "[":
+        if key == "items" and text[pos : pos + 1] == "[":
             result[key], pos, items = _json_array_with_spans(text, pos)
         else:
             result[key], pos = decoder.raw_decode(text, pos)
         pos = _WS.match(text, pos).end()
-        if text[pos] == "}":
+        if text[pos : pos + 1] == "}":
             return result, pos + 1, items
-        if text[pos] != ",":
+        if text[pos : pos + 1] != ",":
             raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
         pos = _WS.match(text, pos + 1).end()
 
@@ -245,16 +245,16 @@ def _json_array_with_spans(text: str, pos: int) -> tuple[list[Any], int, list[tu
     values: list[Any] = []
     spans: list[tuple[int, int]] = []
     pos = _WS.match(text, pos + 1).end()
-    if text[pos] == "]":
+    if text[pos : pos + 1] == "]":
         return values, pos + 1, spans
     while True:
         value, end = _DECODER.raw_decode(text, pos)
         values.append(value)
         spans.append((pos, end))
         pos = _WS.match(text, end).end()
-        if text[pos] == "]":
+        if text[pos : pos + 1] == "]":
             return values, pos + 1, spans
-        if text[pos] != ",":
+        if text[pos : pos + 1] != ",":
             raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
         pos = _WS.match(text, pos + 1).end()
 

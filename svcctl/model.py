@@ -110,7 +110,6 @@ class IPMode(StrEnum):
 
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds: the API server's default for ClientIP affinity
 
-Str = str
 StrMap = dict[str, str]
 
 # ---- metadata -----------------------------------------------------------------------------

@@ -22,6 +22,12 @@ from .validate import NodePortRange
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
+# Names svcctl will not take: the tables of iptables-nft (and so Docker, firewalld, kube-proxy's
+# iptables mode), and words nft reads as keywords where a table name stands.
+_RESERVED_TABLES = frozenset(
+    "nat filter mangle raw security broute firewalld "
+    "table chain set map element rule flowtable ip ip6 inet arp bridge netdev counter quota limit meter ct meta fib".split()
+)
 DEFAULT_SERVICE_CIDRS = ("10.96.0.0/12", "fd00:10:96::/112")
 
 
@@ -118,6 +124,8 @@ def _convert(key: str, value: Any) -> Any:
     if key == "table":
         if not isinstance(value, str) or not _TABLE_NAME.match(value):
             raise ValueError(f'"{value}" is not a valid table name (lower case letters, digits and "_", at most 31, starting with a letter)')
+        if value in _RESERVED_TABLES:
+            raise ValueError(f'"{value}" is the name of other tools\' tables or an nft keyword: choose another')
         return value
     if key == "node-name":
         if not isinstance(value, str) or formats.dns1123_subdomain(value):

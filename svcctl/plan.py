@@ -34,6 +34,7 @@ from .resolve import Backend, ResolvedPort, ResolvedService
 
 MASQUERADE_MARK = 0x4000  # the bit kube-proxy uses too; set by chains, consumed by nat-postrouting
 NAME_MAX = 255  # nft refuses longer chain and set names (measured: 256 gives ERANGE)
+COMMENT_MAX = 128  # and longer comments ("comment too long, 128 characters maximum allowed")
 
 
 class Family(StrEnum):
@@ -189,7 +190,11 @@ def object_name(kind: str, ident: str, content: object = None) -> str:
 
 
 def _comment(svc: ResolvedService, port: ResolvedPort, what: str = "") -> str:
+    """``ns/name:port/proto what``, within nft's limit: the Service part is shortened if needed."""
     label = f"{svc.namespace}/{svc.name}:{port.name or port.port}/{port.protocol.value.lower()}"
+    room = COMMENT_MAX - (len(what) + 1 if what else 0)
+    if len(label) > room:
+        label = label[: room - 3] + "..."
     return f"{label} {what}".strip()
 
 
@@ -277,7 +282,7 @@ class _TableBuilder:
                 name = object_name("aff", f"{ident}/{b.address}-{b.port}")
                 affinity[b] = name
                 self.affinity_sets.append(
-                    NamedSet(name, (family.addr_type,), f"{_comment(svc, port)} affinity to {family.endpoint(b.address, b.port)}", dynamic=True)
+                    NamedSet(name, (family.addr_type,), _comment(svc, port, f"affinity to {family.endpoint(b.address, b.port)}"), dynamic=True)
                 )
         svc_picks = cascade(all_eps, family, affinity) if needs_svc else ()
         local_picks = cascade(local_eps, family, affinity) if needs_local else ()

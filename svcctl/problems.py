@@ -8,7 +8,7 @@ a user sees everything wrong with a manifest at once, one line each, in the cont
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
     from .load import Origin
@@ -25,6 +25,17 @@ def format_path(path: Path) -> str:
         else:
             text += f".{part}" if text else part
     return text
+
+
+def show_value(value: Any) -> str:
+    """A value as the API server shows it in a message: strings quoted, JSON's true/false."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (dict, list)):
+        return "object" if isinstance(value, dict) else "list"
+    return str(value)
 
 
 @dataclass(frozen=True)

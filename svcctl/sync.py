@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kernel import Nft, present_tables
+from .kernel import KernelError, Nft, owned_tables, present_tables
 from .plan import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Table, Verdict
 from .render import frame_name, render_update
 
@@ -109,12 +109,18 @@ def verdict_key(verdict: Verdict | None) -> VerdictKey | None:
 def read_live(nft: Nft, ruleset: Ruleset) -> list[LiveTable]:
     """The live state of svcctl's tables, read with a few cheap list commands."""
     tables = present_tables(nft)
+    ours = owned_tables(nft)
     out = []
     for t in ruleset.tables:
         live = LiveTable(t.family, t.name, exists=(t.family.value, t.name) in tables)
         out.append(live)
         if not live.exists:
             continue
+        if (t.family.value, t.name) not in ours:
+            raise KernelError(
+                f"table {t.family.value} {t.name} exists and was not made by svcctl (it has no frame-* marker set); "
+                "svcctl leaves it alone: choose another --table"
+            )
         scope = f"{t.family.value} {t.name}"
         live.chains = {
             o["chain"]["name"] for o in nft.query(f"list chains {t.family.value}", terse=True) if o["chain"]["table"] == t.name
@@ -123,9 +129,10 @@ def read_live(nft: Nft, ruleset: Ruleset) -> list[LiveTable]:
             live.sets |= {
                 o[what]["name"] for o in nft.query(f"list {what}s {t.family.value}", terse=True) if o[what]["table"] == t.name
             }
-        if frame_name(t) not in live.sets:
-            continue  # the table is replaced whole: its elements do not matter
-        for s in t.static_sets:
+        # A table of another frame is replaced whole: of its elements only the UDP endpoints
+        # matter (for the conntrack cleanup after the apply).
+        wanted = t.static_sets if frame_name(t) in live.sets else [s for s in t.static_sets if s.name == UDP_ENDPOINTS]
+        for s in wanted:
             kind = "map" if s.is_map else "set"
             found = nft.query(f"list {kind} {scope} {s.name}") if s.name in live.sets else []
             elements: dict[Key, VerdictKey | None] = {}
@@ -186,32 +193,38 @@ def transaction(ruleset: Ruleset, full_text: str, live: list[LiveTable]) -> Tran
         removed_udp |= set(lt.elements.get(UDP_ENDPOINTS, {})) - _udp_endpoints(t)
     removed = tuple(sorted((ip, int(port)) for ip, port in removed_udp))
     same_frame = [lt.exists and frame_name(t) in lt.sets for t, lt in zip(ruleset.tables, live)]
-    if all(same_frame):
+    # A hook chain deleted by hand: the table is reloaded in place (not updated), which restores it.
+    intact = [same and FRAME_CHAINS <= lt.chains for same, lt in zip(same_frame, live)]
+    if all(intact):
         updates = [table_update(t, lt) for t, lt in zip(ruleset.tables, live)]
         changed = [u for u in updates if not u.empty]
         if not changed:
             return Transaction("", "unchanged", "no changes", removed)
         summary = "; ".join(f"{u.family.value}: {u.summary}" for u in changed)
         return Transaction(render_update(changed), "update", summary, removed)
-    # A table is new or of another frame: load everything. Tables of another frame are deleted
-    # first (flushing cannot change a set's type or a hook chain's priority); tables of the
-    # same frame are reloaded in place, which keeps their affinity state, and lose their stale
-    # chains and sets at the end.
-    head = "".join(
-        f"delete table {t.family.value} {t.name}\n" for t, lt, same in zip(ruleset.tables, live, same_frame) if lt.exists and not same
-    )
-    tail = ""
-    for t, lt, same in zip(ruleset.tables, live, same_frame):
-        if same:
+    # Otherwise load everything. Tables of another frame are deleted first (a flush cannot
+    # change a set's type or a hook chain's priority); tables of the same frame are reloaded in
+    # place, which keeps their affinity state, and lose their stale chains and sets at the end.
+    head, tail = "", ""
+    created, replaced, reloaded = [], [], []
+    for t, lt, same, whole in zip(ruleset.tables, live, same_frame, intact):
+        name = f"{t.family.value} {t.name}"
+        if not lt.exists:
+            created.append(name)
+        elif not same:
+            head += f"delete table {name}\n"
+            replaced.append(name)
+        else:
+            if not whole:
+                reloaded.append(name)
             u = table_update(t, lt)
-            tail += "".join(f"delete chain {t.family.value} {t.name} {n}\n" for n in u.removed_chains)
-            tail += "".join(f"delete set {t.family.value} {t.name} {n}\n" for n in u.removed_sets)
-    created = [f"{t.family.value} {t.name}" for t, lt in zip(ruleset.tables, live) if not lt.exists]
-    replaced = [f"{t.family.value} {t.name}" for t, lt, same in zip(ruleset.tables, live, same_frame) if lt.exists and not same]
+            tail += "".join(f"delete chain {name} {n}\n" for n in u.removed_chains)
+            tail += "".join(f"delete set {name} {n}\n" for n in u.removed_sets)
     summary = ", ".join(
         x for x in (
             f"created {' and '.join(created)}" if created else "",
             f"replaced {' and '.join(replaced)} (new layout: session affinity state reset)" if replaced else "",
+            f"reloaded {' and '.join(reloaded)} (a hook chain was missing)" if reloaded else "",
         ) if x
     )
     return Transaction(head + full_text + tail, "full", summary or "full reload", removed)

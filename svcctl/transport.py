@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from .kernel import KernelError, Nft, Refused, culprit, in_throwaway_netns, present_tables
+from .kernel import KernelError, Nft, Refused, culprit, in_throwaway_netns, owned_tables, present_tables
 from .listing import normalize, unified_diff
 from .plan import Family, Ruleset
 from .sync import Transaction, read_live, transaction
@@ -133,15 +133,17 @@ def diff(ruleset: Ruleset, full_text: str) -> str:
     return unified_diff(live, planned_listing(full_text, tables))
 
 
-def delete(table: str) -> list[str]:
-    """Delete svcctl's tables of this name (ip and ip6) and nothing else; the ones deleted."""
+def delete(table: str) -> tuple[list[str], list[str]]:
+    """Delete svcctl's tables of this name (ip and ip6) and nothing else. Returns the tables
+    deleted and those of that name left alone because svcctl did not make them."""
     nft = _privileged()
     with locked(table):
-        present = present_tables(nft)
-        gone = [f"{family.value} {table}" for family in Family if (family.value, table) in present]
+        present, ours = present_tables(nft), owned_tables(nft)
+        gone = [f"{f.value} {table}" for f in Family if (f.value, table) in ours]
+        foreign = [f"{f.value} {table}" for f in Family if (f.value, table) in present - ours]
         if gone:
             nft.run("".join(f"delete table {name}\n" for name in gone))
-        return gone
+        return gone, foreign
 
 
 def describe_refusal(err: Refused) -> str:

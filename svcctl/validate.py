@@ -8,10 +8,8 @@ pkg/apis/discovery/validation); messages are worded as it words them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, Iterable, TypeVar
-
 from functools import lru_cache
-from typing import Annotated, get_args, get_origin
+from typing import Annotated, Any, Generic, Iterable, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,14 +23,13 @@ from .model import (
     EndpointSlice,
     IPFamily,
     IPFamilyPolicy,
-    IPMode,
     Pod,
     Service,
     ServiceType,
     SessionAffinity,
     TrafficPolicy,
 )
-from .problems import InvalidInput, Path, Problem
+from .problems import InvalidInput, Path, Problem, show_value
 
 T = TypeVar("T")
 
@@ -123,6 +120,10 @@ class _Reporter:
 def _typed(item: RawObject, problems: list[Problem], inventory: Inventory) -> Entry[Any] | None:
     data, origin = item.data, item.origin
     api_version, kind = data.get("apiVersion"), data.get("kind")
+    for field, value in (("apiVersion", api_version), ("kind", kind)):
+        if value is not None and not isinstance(value, str):
+            problems.append(Problem(f"Invalid value: {show_value(value)}: must be a string", (field,), origin))
+            return None
     meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     ref = f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
     model = KINDS.get((api_version, kind))  # type: ignore[arg-type]
@@ -234,23 +235,15 @@ def _pydantic_problem(error: Any, origin: Origin, kind: str, ref: str) -> Proble
     elif kind_of_error in ("enum", "literal_error"):
         expected = error.get("ctx", {}).get("expected", "")
         choices = ", ".join(sorted(s.strip() for s in expected.replace(" or ", ",").split(",") if s.strip()))
-        message = f"Unsupported value: {_show(value)}: supported values: {choices.replace(chr(39), chr(34))}"
+        message = f"Unsupported value: {show_value(value)}: supported values: {choices.replace(chr(39), chr(34))}"
     else:
         want = {
             "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
             "string_type": "a string", "bool_type": "a boolean", "dict_type": "an object",
             "model_type": "an object", "model_attributes_type": "an object", "list_type": "a list",
         }.get(kind_of_error)
-        message = f"Invalid value: {_show(value)}: must be {want}" if want else f"Invalid value: {_show(value)}: {error['msg']}"
+        message = f"Invalid value: {show_value(value)}: must be {want}" if want else f"Invalid value: {show_value(value)}: {error['msg']}"
     return Problem(message, path, origin, kind, ref)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, (dict, list)):
-        return "object" if isinstance(value, dict) else "list"
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # ---- metadata -----------------------------------------------------------------------------

@@ -146,7 +146,36 @@ def test_delete_removes_only_svcctls_tables(netns):
     tables = run_in(netns, "nft", "list", "tables").stdout.split("\n")
     assert sorted(t for t in tables if t) == ["table inet other", "table ip svcctlx"]
     again = run_in(netns, SVCCTL, "delete")
-    assert (again.returncode, again.stdout) == (0, "nothing to delete: no table named svcctl\n")
+    assert (again.returncode, again.stdout) == (0, "nothing to delete: no table named svcctl made by svcctl\n")
+
+
+def test_a_table_of_the_same_name_that_svcctl_did_not_make_is_never_touched(netns):
+    run_in(netns, "nft", "add table ip mine; add chain ip mine keep")
+    refused = run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE, "--table", "mine")
+    assert refused.returncode == 3
+    assert refused.stderr == (
+        "svcctl: table ip mine exists and was not made by svcctl (it has no frame-* marker set); "
+        "svcctl leaves it alone: choose another --table\n"
+    )
+    kept = run_in(netns, SVCCTL, "delete", "--table", "mine")
+    assert (kept.returncode, kept.stdout) == (0, "nothing to delete: no table named mine made by svcctl\n")
+    assert kept.stderr == "svcctl: left table ip mine alone: svcctl did not make it\n"
+    assert "chain keep" in run_in(netns, "nft", "list", "table", "ip", "mine").stdout
+
+
+def test_a_hook_chain_deleted_by_hand_is_restored_by_the_next_apply(netns):
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
+    run_in(netns, "nft", "delete chain ip svcctl nat-postrouting")
+    assert run_in(netns, SVCCTL, "diff", EXAMPLE, *NODE).returncode == 1
+    repaired = run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE)
+    assert repaired.stdout == "applied: reloaded ip svcctl (a hook chain was missing)\n", repaired.stdout
+    assert run_in(netns, SVCCTL, "diff", EXAMPLE, *NODE).returncode == 0
+
+
+def test_reserved_table_names_are_refused_before_anything_runs(netns):
+    result = run_in(netns, SVCCTL, "apply", EXAMPLE, "--table", "nat")
+    assert result.returncode == 2
+    assert result.stderr == "command line: table: \"nat\" is the name of other tools' tables or an nft keyword: choose another\n"
 
 
 def test_invalid_input_leaves_the_kernel_untouched(netns, tmp_path):
