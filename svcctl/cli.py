@@ -20,6 +20,7 @@ from . import transport
 from .kernel import KernelError, Refused
 from .options import Options, build_options
 from .pipeline import compile_ruleset, read_inventory, read_services
+from .plan import Ruleset
 from .problems import InvalidInput
 from .validate import Inventory
 
@@ -82,6 +83,11 @@ class Format(StrEnum):
     JSON = "json"
 
 
+def _warn(ruleset: Ruleset) -> None:
+    for warning in ruleset.warnings:
+        typer.echo(f"svcctl: warning: {warning}", err=True)
+
+
 def _say_skipped(inventory: Inventory, verbose: bool) -> None:
     if verbose:
         for what, origin in inventory.skipped:
@@ -121,8 +127,9 @@ def compile_(
     verbose: Verbose = False,
 ) -> None:
     """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
-    inventory, _, text = compile_ruleset(manifests, options)
+    inventory, ruleset, text = compile_ruleset(manifests, options)
     _say_skipped(inventory, verbose)
+    _warn(ruleset)
     sys.stdout.write(text)
 
 
@@ -138,6 +145,7 @@ def apply(
     Exit 0 ok, 2 invalid input, 3 the kernel refused (nothing changed)."""
     inventory, ruleset, text = compile_ruleset(manifests, options)
     _say_skipped(inventory, verbose)
+    _warn(ruleset)
     result = transport.apply(ruleset, text, dry_run=dry_run)
     if dry_run:
         sys.stdout.write(result.diff)

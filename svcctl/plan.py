@@ -130,6 +130,13 @@ class EndpointChain:
     affinity_timeout: int | None  # seconds; with it, a client goes back to its endpoint first
 
 
+class _Route(NamedTuple):
+    mark_all: bool
+    pods_to: str
+    node_to: str
+    then_to: str
+
+
 @dataclass(frozen=True)
 class ExternalChain:
     """``ext-`` chain: where traffic to a NodePort, externalIP or LoadBalancer IP goes.
@@ -165,6 +172,7 @@ class Table:
 @dataclass(frozen=True)
 class Ruleset:
     tables: tuple[Table, ...]
+    warnings: tuple[str, ...] = ()  # what the input asks for that the ruleset cannot do
 
 
 # ---- names --------------------------------------------------------------------------------
@@ -233,18 +241,29 @@ class _TableBuilder:
         self.endpoint_chains: list[EndpointChain] = []
         self.external_chains: list[ExternalChain] = []
         self.cluster_cidrs = _collapsed(options.cluster_cidrs, family.version)
-        # Keys of service-ips/no-endpoint-services and of the NodePort maps already given to a
-        # Service port. The API server lets two Services share an externalIP (or an LB IP) and
-        # port, but nft refuses a map key added twice with different verdicts ("File exists"):
-        # the first Service port in namespace/name order keeps it, as the first rule would in
-        # kube-proxy's iptables mode.
-        self.claimed: set[tuple[str, ...]] = set()
+        # Which Service port holds each key of service-ips/no-endpoint-services and of the
+        # NodePort maps. The API server lets two Services share an externalIP (or an LB IP) and
+        # port, even one that is another Service's ClusterIP, but nft refuses a map key added
+        # twice ("File exists"). ClusterIPs come first (claim_cluster_ips): an externalIP must not
+        # take over another Service's ClusterIP (CVE-2020-8554); among external addresses the
+        # first Service port in namespace/name order keeps the key. Each loser is a warning.
+        self.claimed: dict[tuple[str, ...], str] = {}
+        self.warnings: list[str] = []
 
-    def _claim(self, key: tuple[str, ...]) -> bool:
-        if key in self.claimed:
-            return False
-        self.claimed.add(key)
-        return True
+    def claim_cluster_ips(self, services: Iterable[ResolvedService]) -> None:
+        for svc in services:
+            cluster_ips = self._of_family(svc.cluster_ips)
+            if svc.proxied and cluster_ips:
+                for port in svc.ports:
+                    self.claimed.setdefault((cluster_ips[0], port.protocol.value.lower(), str(port.port)), svc.ref)
+
+    def _claim(self, key: tuple[str, ...], svc: ResolvedService, what: str) -> bool:
+        owner = self.claimed.setdefault(key, svc.ref)
+        if owner != svc.ref:
+            self.warnings.append(
+                f"Service {svc.ref}: {what} {' '.join(key)} is already Service {owner}'s: no rule for it here"
+            )
+        return owner == svc.ref
 
     def _of_family(self, addresses: Iterable[str]) -> list[str]:
         return [a for a in addresses if (":" in a) == (self.family is Family.IP6)]
@@ -305,9 +324,7 @@ class _TableBuilder:
         # all it is rejected, so clients fail at once instead of timing out.
         key = (cluster_ip, proto, str(port.port))
         internal = local_chain if itp_local else svc_chain
-        if not self._claim(key):
-            pass  # an externalIP of a Service earlier in order has this ClusterIP's address and port
-        elif (local_eps if itp_local else all_eps):
+        if (local_eps if itp_local else all_eps):
             self.service_ips.append(Element(key, Verdict.goto(internal)))
             self.cluster_ips.append(Element(key))
         else:
@@ -315,8 +332,8 @@ class _TableBuilder:
 
         if not has_external:
             return
-        external_keys = [k for k in ((ip, proto, str(port.port)) for ip in external_ips) if self._claim(k)]
-        nodeport_key = (proto, str(node_port)) if node_port and self._claim((proto, str(node_port))) else None
+        external_keys = [k for k in ((ip, proto, str(port.port)) for ip in external_ips) if self._claim(k, svc, "address")]
+        nodeport_key = (proto, str(node_port)) if node_port and self._claim((proto, str(node_port)), svc, "NodePort") else None
         # Collapsed: overlapping intervals in one set are refused ("conflicting intervals").
         ranges = _collapsed(svc.source_ranges, version) if svc.source_ranges else []
         # As kube-proxy: only the ranges of this family count; none of this family, or a /0
@@ -333,16 +350,21 @@ class _TableBuilder:
                 self.no_endpoint_nodeports.append(Element(nodeport_key, REJECT))
             return
         if etp_local:
-            route = (self.options.masquerade_all, svc_chain if self.cluster_cidrs else "", svc_chain, local_chain if local_eps else "")
+            route = _Route(
+                mark_all=self.options.masquerade_all,  # --masquerade-all: all service traffic, as the contract says
+                pods_to=svc_chain if self.cluster_cidrs else "",
+                node_to=svc_chain,
+                then_to=local_chain if local_eps else "",
+            )
             comment = _comment(svc, port, "(external, local endpoints)")
             if not local_eps:  # external clients have nowhere to go: drop rather than time out in nat
                 self.no_endpoint_ips.extend(Element(k, DROP) for k in external_keys)
                 if nodeport_key:
                     self.no_endpoint_nodeports.append(Element(nodeport_key, DROP))
         else:
-            route, comment = (True, "", "", svc_chain), _comment(svc, port, "(external)")
-        ext_chain = object_name("ext", ident, route)
-        self.external_chains.append(ExternalChain(ext_chain, comment, *route))
+            route, comment = _Route(mark_all=True, pods_to="", node_to="", then_to=svc_chain), _comment(svc, port, "(external)")
+        ext_chain = object_name("ext", ident, tuple(route))
+        self.external_chains.append(ExternalChain(ext_chain, comment, **route._asdict()))
         self.service_ips.extend(Element(k, Verdict.goto(ext_chain)) for k in external_keys)
         if nodeport_key:
             self.nodeports.append(Element(nodeport_key, Verdict.goto(ext_chain)))
@@ -401,10 +423,12 @@ def _address_order(address: str) -> tuple[int, ...]:
 
 def plan(services: list[ResolvedService], options: Options) -> Ruleset:
     """The whole ruleset for these Services on this node: an ``ip`` and an ``ip6`` table."""
-    tables = []
+    tables, warnings = [], []
     for family in (Family.IP, Family.IP6):
         builder = _TableBuilder(family, options)
+        builder.claim_cluster_ips(services)
         for svc in services:
             builder.add_service(svc)
         tables.append(builder.build(options.table))
-    return Ruleset(tuple(tables))
+        warnings += [f"{family.value}: {w}" for w in builder.warnings]
+    return Ruleset(tuple(tables), tuple(warnings))

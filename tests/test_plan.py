@@ -279,6 +279,16 @@ def test_shared_external_address_goes_to_the_first_service() -> None:
     assert len(ips) == 3  # a's ClusterIP and externalIP, b's ClusterIP
 
 
+def test_a_clusterip_is_never_taken_over_by_another_services_external_ip() -> None:
+    # CVE-2020-8554: "a" (first in order) lists b's ClusterIP as externalIP; b keeps it.
+    a = svc("a", cluster_ips=("10.96.0.1",), external_ips=("10.96.0.2",), backends=(REMOTE,))
+    b = svc("b", cluster_ips=("10.96.0.2",), backends=(LOCAL_A,))
+    ruleset = plan([a, b], OPTIONS)
+    ips = elements(table(ruleset), "service-ips")
+    assert ips[("10.96.0.2", "tcp", "80")].chain.endswith("default/b/tcp/http")
+    assert ruleset.warnings == ("ip: Service default/a: address 10.96.0.2 tcp 80 is already Service default/b's: no rule for it here",)
+
+
 def test_headless_and_unproxied_services_get_nothing() -> None:
     t = table(plan([svc(headless=True, cluster_ips=(), backends=(REMOTE,)),
                     svc("name", type=ServiceType.EXTERNAL_NAME, cluster_ips=())], OPTIONS))
