@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 
-from .formats import canonical_ip
+from .formats import canonical_ip, ip_version
 from .model import IPFamily, IPFamilyPolicy, Service, ServiceType
 from .options import Network, Options
 from .problems import InvalidInput, Problem
@@ -82,7 +82,7 @@ def _cluster_ips(
     svc = entry.obj
     if svc.spec.type is ServiceType.EXTERNAL_NAME or svc.spec.headless:
         return ()
-    explicit = {6 if ":" in ip else 4: canonical_ip(ip) for ip in svc.spec.cluster_ips}
+    explicit = {ip_version(ip): canonical_ip(ip) for ip in svc.spec.cluster_ips}
     out: list[str] = []
     for family in _families(svc, cidrs, primary):
         version = 4 if family is IPFamily.IPV4 else 6

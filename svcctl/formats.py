@@ -135,6 +135,11 @@ def packed_ip(value: str) -> bytes | None:
         return None
 
 
+def ip_version(value: str) -> int:
+    """4 or 6, for an address already known to be valid (IPv6 text always holds a ':')."""
+    return 6 if ":" in value else 4
+
+
 def canonical_ip(value: str) -> str:
     """The canonical text of a valid address (``fd00:0::1`` -> ``fd00::1``). A valid IPv4
     address is canonical already: inet_pton accepts only plain dotted quads."""

@@ -176,8 +176,10 @@ class ServicePort(_Model):
     @model_validator(mode="before")
     @classmethod
     def _default_target_port(cls, data: Any) -> Any:
-        # An unset (or zero/empty) targetPort means "the same as port".
-        if isinstance(data, dict) and data.get("targetPort") in (None, 0, ""):
+        # An unset (or zero/empty) targetPort means "the same as port". (Not `in (None, 0, "")`:
+        # False and 0.0 compare equal to 0 and must stay type errors.)
+        target = data.get("targetPort") if isinstance(data, dict) else None
+        if isinstance(data, dict) and (target is None or target == "" or (type(target) is int and target == 0)):
             data = {**data, "targetPort": data.get("port")}
         return data
 

@@ -78,6 +78,8 @@ def build_options(config_file: str | None, flags: dict[str, Any]) -> Options:
         if not isinstance(loaded, dict):
             raise InvalidInput([Problem("a config file must be a mapping of settings", file=config_file)])
         for key, value in loaded.items():
+            if value is None:
+                continue  # `key:` with nothing after it: not set
             if key not in _SETTINGS:
                 known = ", ".join(_SETTINGS)
                 problems.append(Problem(f'unknown setting "{key}" (known: {known})', file=config_file))
@@ -97,7 +99,8 @@ def build_options(config_file: str | None, flags: dict[str, Any]) -> Options:
         raise InvalidInput(problems)
     options = replace(Options(), **values)
     if not options.node_name:
-        options = replace(options, node_name=socket.gethostname())
+        # kubelet and kube-proxy lower-case the hostname for the node name.
+        options = replace(options, node_name=socket.gethostname().lower())
     return options
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable, NamedTuple
 
+from .formats import ip_version
 from .model import Protocol, ServiceType, TrafficPolicy
 from .options import Network, Options
 from .resolve import Backend, ResolvedPort, ResolvedService
@@ -266,7 +267,7 @@ class _TableBuilder:
         return owner == svc.ref
 
     def _of_family(self, addresses: Iterable[str]) -> list[str]:
-        return [a for a in addresses if (":" in a) == (self.family is Family.IP6)]
+        return [a for a in addresses if ip_version(a) == self.family.version]
 
     def add_service(self, svc: ResolvedService) -> None:
         cluster_ips = self._of_family(svc.cluster_ips)

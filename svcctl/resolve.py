@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from .allocate import Allocation, allocate
-from .formats import canonical_ip
+from .formats import canonical_ip, ip_version
 from .model import (
     AddressType,
     Endpoints,
@@ -32,7 +32,7 @@ from .options import Network, Options
 from .validate import SERVICE_NAME_LABEL, Inventory
 
 
-class Source(StrEnum):
+class EndpointSource(StrEnum):
     SLICES = "EndpointSlice"
     ENDPOINTS = "Endpoints"
     PODS = "Pods"
@@ -54,7 +54,7 @@ class Backend(NamedTuple):
 
     @property
     def version(self) -> int:
-        return 6 if ":" in self.address else 4
+        return ip_version(self.address)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class ResolvedService:
     affinity_timeout: int | None
     headless: bool
     external_name: str
-    endpoint_source: Source
+    endpoint_source: EndpointSource
     ports: tuple[ResolvedPort, ...]
 
     @property
@@ -121,17 +121,17 @@ def resolve(inventory: Inventory, options: Options) -> list[ResolvedService]:
         svc = entry.obj
         key = (svc.metadata.namespace, svc.metadata.name)
         if key in slices:
-            source, per_port = Source.SLICES, _from_slices(svc, slices[key], options)
+            source, per_port = EndpointSource.SLICES, _from_slices(svc, slices[key], options)
         elif key in endpoints:
-            source, per_port = Source.ENDPOINTS, _from_endpoints(svc, endpoints[key], options)
+            source, per_port = EndpointSource.ENDPOINTS, _from_endpoints(svc, endpoints[key], options)
         elif svc.spec.selector:
             # The EndpointSlice controller makes slices only for the Service's IP families, so a
             # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
             # no allocated IPs to tell their families: every Pod IP is kept.)
-            families = {6 if ":" in ip else 4 for ip in allocations[svc.ref].cluster_ips} or {4, 6}
-            source, per_port = Source.PODS, _from_pods(svc, pods[svc.metadata.namespace], families, options)
+            families = {ip_version(ip) for ip in allocations[svc.ref].cluster_ips} or {4, 6}
+            source, per_port = EndpointSource.PODS, _from_pods(svc, pods[svc.metadata.namespace], families, options)
         else:
-            source, per_port = Source.NONE, [[] for _ in svc.spec.ports]
+            source, per_port = EndpointSource.NONE, [[] for _ in svc.spec.ports]
         out.append(_resolved(svc, allocations[svc.ref], source, per_port))
     return out
 
@@ -251,7 +251,7 @@ def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Optio
             if target is None:
                 continue  # a named targetPort this Pod does not have: not an endpoint of this port
             for ip in pod.ips:
-                if (6 if ":" in ip else 4) not in families:
+                if ip_version(ip) not in families:
                     continue
                 per_port[i].append(_backend(ip, target, pod.spec.node_name, ready, serving, terminating, None, options))
     return per_port

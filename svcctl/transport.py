@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -147,7 +148,14 @@ def delete(table: str) -> tuple[list[str], list[str]]:
 
 
 def describe_refusal(err: Refused) -> str:
-    """nft's message, and which Service port the refused rule belongs to."""
+    """nft's message, the line of the transaction it points at, and the Service port that line
+    belongs to. (nft names a temporary file that is gone by now: the line is quoted instead.)"""
     owner = culprit(err)
     first = str(err).splitlines()[0] if str(err) else "the kernel refused the ruleset"
+    where = re.match(r"\S+:(\d+):\d+(?:-\d+)?: (.*)", first)
+    if where:
+        number = int(where[1])
+        lines = err.script.splitlines()
+        quoted = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+        first = f"{where[2]} at line {number} of the transaction" + (f": {quoted}" if quoted else "")
     return f"the kernel refused the ruleset, nothing was changed: {first}" + (f" ({owner})" if owner else "")

@@ -482,7 +482,7 @@ def _check_port_names(names: list[str], path: Path, report: _Reporter, required:
 
 def _check_endpoint_address(ip: str, path: Path, report: _Reporter, family: int | None = None) -> None:
     errs = formats.non_special_ip(ip)
-    if not errs and family is not None and (":" in ip) != (family == 6):
+    if not errs and family is not None and formats.ip_version(ip) != family:
         errs = [f"must be an IPv{family} address"]
     if errs:
         report.invalid(path, ip, errs)
@@ -544,7 +544,8 @@ def _check_slice(es: EndpointSlice, report: _Reporter, _: NodePortRange) -> None
 def _check_pod(pod: Pod, report: _Reporter, _: NodePortRange) -> None:
     _check_meta(pod, report, formats.dns1123_subdomain)
     for i, ip in enumerate(pod.ips):
-        if errs := formats.ip_address(ip):
+        # The EndpointSlice the controller would make of it must pass the same address rules.
+        if errs := formats.non_special_ip(ip):
             path: Path = ("status", "podIPs", i, "ip") if pod.status.pod_ips else ("status", "podIP")
             report.invalid(path, ip, errs)
     for c, container in enumerate(pod.spec.containers):

@@ -26,7 +26,7 @@ from svcctl.plan import (
     object_name,
     plan,
 )
-from svcctl.resolve import Backend, ResolvedPort, ResolvedService, Source
+from svcctl.resolve import Backend, ResolvedPort, ResolvedService, EndpointSource
 
 NODE = "node-1"
 CIDR = (ipaddress.ip_network("10.244.0.0/16"),)
@@ -74,7 +74,7 @@ def svc(
         affinity_timeout=affinity,
         headless=headless,
         external_name="",
-        endpoint_source=Source.ENDPOINTS,
+        endpoint_source=EndpointSource.ENDPOINTS,
         ports=(ResolvedPort(port_name, protocol, port, 8080, node_port, tuple(backends)),),
     )
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import resolved
 
 from svcctl.options import Options
-from svcctl.resolve import Backend, ResolvedPort, Source
+from svcctl.resolve import Backend, ResolvedPort, EndpointSource
 from svcctl.model import Protocol
 
 
@@ -91,23 +91,23 @@ def test_precedence_slices_then_endpoints_then_pods(write):
     svc, p = service(), pod("p1", ["10.3.0.1"])
     es, ep = endpoint_slice(), endpoints_object()
     s = resolve_docs(write, svc, p, ep, es)["default/web"]
-    assert s.endpoint_source is Source.SLICES
+    assert s.endpoint_source is EndpointSource.SLICES
     assert backends(s.ports[0]) == [("10.1.0.1", 8080, "node-a", True, True, False)]
     assert s.ports[0].backends[0].zone == "z1"
 
     s = resolve_docs(write, svc, p, ep)["default/web"]
-    assert s.endpoint_source is Source.ENDPOINTS
+    assert s.endpoint_source is EndpointSource.ENDPOINTS
     assert backends(s.ports[0]) == [
         ("10.2.0.1", 8080, "node-b", True, True, False),
         ("10.2.0.2", 8080, "", False, False, False),
     ]
 
     s = resolve_docs(write, svc, p)["default/web"]
-    assert s.endpoint_source is Source.PODS
+    assert s.endpoint_source is EndpointSource.PODS
     assert backends(s.ports[0]) == [("10.3.0.1", 8080, "node-a", True, True, False)]
 
     s = resolve_docs(write, service(selector=False), p)["default/web"]
-    assert s.endpoint_source is Source.NONE
+    assert s.endpoint_source is EndpointSource.NONE
     assert s.ports[0].backends == ()
 
 
@@ -122,7 +122,7 @@ def test_objects_of_other_services_and_namespaces_are_not_used(write):
         pod("mine", ["10.3.0.1"]),
     ]
     s = resolve_docs(write, *docs)["default/web"]
-    assert s.endpoint_source is Source.PODS
+    assert s.endpoint_source is EndpointSource.PODS
     assert backends(s.ports[0]) == [("10.3.0.1", 8080, "node-a", True, True, False)]
 
 

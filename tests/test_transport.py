@@ -90,7 +90,10 @@ def test_a_refused_transaction_changes_nothing_and_names_its_service(netns):
 
     with pytest.raises(Refused) as refused:
         subprocess_apply(netns, bad, text)
-    assert "Service shop/web port http/tcp" in transport.describe_refusal(refused.value)
+    message = transport.describe_refusal(refused.value)
+    assert message.startswith("the kernel refused the ruleset, nothing was changed: Error: ")
+    assert "at line " in message and "aff-AAAAAAAA-shop/web/tcp/http/missing" in message  # the refused rule, quoted
+    assert message.endswith("(Service shop/web port http/tcp)")
     assert listing(netns) == before
 
 
