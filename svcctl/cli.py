@@ -39,16 +39,17 @@ Manifests = Annotated[
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also say which objects were skipped.")]
 
-# The settings of Options, as command-line options: parameter name -> (setting name, declaration).
-_SETTINGS: dict[str, tuple[str, Any]] = {
-    "node_name": ("node-name", Annotated[Optional[str], typer.Option("--node-name", help="This node's name (default: the hostname).")]),
-    "cluster_cidr": ("cluster-cidr", Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")]),
-    "nodeport_addresses": ("nodeport-addresses", Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="NodePorts answer only on local addresses in these ranges (repeatable).")]),
-    "masquerade_all": ("masquerade-all", Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all service traffic.", show_default=False)]),
-    "table": ("table", Annotated[Optional[str], typer.Option("--table", help="Name of svcctl's nftables tables, one per family (default: svcctl).")]),
-    "service_cidr": ("service-cidr", Annotated[Optional[list[str]], typer.Option("--service-cidr", help="Ranges cluster IPs are allocated from, one per family (default: 10.96.0.0/12 and fd00:10:96::/112).")]),
-    "service_node_port_range": ("service-node-port-range", Annotated[Optional[str], typer.Option("--service-node-port-range", help="Valid node ports (default: 30000-32767).")]),
-    "config": ("", Annotated[Optional[str], typer.Option("--config", help="YAML file with the same settings (flags win).")]),
+# The settings of Options (svcctl.options) as command-line options: parameter name -> declaration.
+# A setting's name is its parameter's, with "-" for "_" (node_name: --node-name, node-name:).
+_SETTINGS: dict[str, Any] = {
+    "node_name": Annotated[Optional[str], typer.Option("--node-name", help="This node's name (default: the hostname).")],
+    "cluster_cidr": Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")],
+    "nodeport_addresses": Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="NodePorts answer only on local addresses in these ranges (repeatable).")],
+    "masquerade_all": Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all service traffic.", show_default=False)],
+    "table": Annotated[Optional[str], typer.Option("--table", help="Name of svcctl's nftables tables, one per family (default: svcctl).")],
+    "service_cidr": Annotated[Optional[list[str]], typer.Option("--service-cidr", help="Ranges cluster IPs are allocated from, one per family (default: 10.96.0.0/12 and fd00:10:96::/112).")],
+    "service_node_port_range": Annotated[Optional[str], typer.Option("--service-node-port-range", help="Valid node ports (default: 30000-32767).")],
+    "config": Annotated[Optional[str], typer.Option("--config", help="YAML file with the same settings (flags win).")],
 }
 NODE_SETTINGS = tuple(_SETTINGS)  # compile, apply and diff take them all
 
@@ -61,18 +62,18 @@ def with_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., N
         signature = inspect.signature(command)
         hints = get_type_hints(command, include_extras=True)  # typer needs the Annotated objects
         own = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name != "options"]
-        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_SETTINGS[n][1]) for n in names]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_SETTINGS[n]) for n in names]
 
         @functools.wraps(command)
         def run(**kwargs: Any) -> None:
             given = {n: kwargs.pop(n) for n in names}
-            flags = {_SETTINGS[n][0]: v for n, v in given.items() if n != "config"}
+            flags = {n.replace("_", "-"): v for n, v in given.items() if n != "config"}
             if flags.get("masquerade-all") is False:
                 flags["masquerade-all"] = None  # not given: the config file may say otherwise
             command(options=build_options(given.get("config"), flags), **kwargs)
 
         run.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
-        run.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: _SETTINGS[n][1] for n in names}}
+        run.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: _SETTINGS[n] for n in names}}
         return run
 
     return decorate
