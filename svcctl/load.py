@@ -317,6 +317,11 @@ def load(manifests: list[str]) -> tuple[list[RawObject], list[Problem]]:
 # ---- locating a field, lazily -------------------------------------------------------------
 
 
+# Fields the API server fills from another one the user wrote: a problem in clusterIPs[0] is on
+# the clusterIP line when clusterIPs was not written.
+_DEFAULTED_FROM = {"clusterIPs": "clusterIP"}
+
+
 def _locate_field(origin: Origin, path: FieldPath) -> int:
     """Line of the deepest existing part of ``path`` inside the object, by composing (not
     constructing) the object's own text again. Falls back to the object's line."""
@@ -338,10 +343,11 @@ def _locate_field(origin: Origin, path: FieldPath) -> int:
         found = None
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
             for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                if isinstance(key, yaml.ScalarNode) and key.value in (part, _DEFAULTED_FROM.get(part)):
                     best = key.start_mark.line
                     found = value
-                    break
+                    if key.value == part:
+                        break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
             found = node.value[part]
             best = found.start_mark.line

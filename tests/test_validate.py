@@ -734,3 +734,17 @@ def test_a_known_kind_in_another_version_of_its_group_is_an_error_another_group_
         'Service default/a: apiVersion: Unsupported value: "v2": Service is served as "v1"',
         'EndpointSlice default/e: apiVersion: Unsupported value: "discovery.k8s.io/v2": EndpointSlice is served as "discovery.k8s.io/v1"',
     ]
+
+
+def test_a_problem_in_a_defaulted_field_points_at_the_line_the_user_wrote(tmp_path):
+    from svcctl.load import load
+
+    path = tmp_path / "m.yaml"
+    path.write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\nspec:\n  ports:\n  - port: 80\n  clusterIP: 10.0.0.182.1\n")
+    objects, _ = load([str(path)])
+    with pytest.raises(InvalidInput) as err:
+        validate(objects)
+    assert err.value.lines() == [
+        f'{path}:8: Service default/a: spec.clusterIPs[0]: Invalid value: "10.0.0.182.1": '
+        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+    ]
