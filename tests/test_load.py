@@ -311,3 +311,11 @@ def test_line_of_a_missing_field_is_its_parent(write):
         """
     )
     assert problems_of(path) == [f"{path}:5: Service default/x: spec.externalName: Required value"]
+
+
+def test_a_key_given_twice_in_yaml_is_refused_as_kubectl_does(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  name: b\nspec:\n  ports: [{port: 80}]\n")
+    objects, problems = load([str(path)])
+    assert objects == []
+    assert [p.render() for p in problems] == [f'{path}:5: invalid YAML: key "name" already set in map']
