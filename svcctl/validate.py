@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Annotated, Any, Generic, Iterable, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Callable, Generic, Iterable, NamedTuple, Sequence, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,6 +17,7 @@ from . import formats
 from .load import Origin, RawObject
 from .model import (
     KINDS,
+    ObjectMeta,
     OneOf,
     AddressType,
     Endpoints,
@@ -157,8 +158,27 @@ def _typed(item: RawObject, problems: list[Problem], inventory: Inventory) -> En
                     problems.append(Problem(message, (*e["loc"], *subpath), origin, kind, ref))
             else:
                 problems.append(_pydantic_problem(e, origin, kind, ref))
+        _check_meta_alone(model, data, origin, problems)
         return None
     return entry
+
+
+class _Named(NamedTuple):
+    kind: str
+    ref: str
+
+
+def _check_meta_alone(model: type[Any], data: dict[str, Any], origin: Origin, problems: list[Problem]) -> None:
+    """When an object does not type-check, its metadata may still: check the name, namespace and
+    labels too, so that these problems come in the same run as the type errors."""
+    meta_model = model.model_fields["metadata"].annotation
+    raw = data.get("metadata")
+    try:
+        meta = meta_model.model_validate(raw if isinstance(raw, dict) else {})
+    except ValidationError:
+        return  # its problems are among the type errors already reported
+    named = _Named(data["kind"], f"{meta.namespace}/{meta.name}")
+    _check_meta(meta, _Reporter(Entry(named, origin), problems), _NAME_RULE[model])
 
 
 def _unsupported_values(obj: BaseModel, path: Path, report: "_Reporter") -> None:
@@ -248,9 +268,16 @@ def _pydantic_problem(error: Any, origin: Origin, kind: str, ref: str) -> Proble
 
 # ---- metadata -----------------------------------------------------------------------------
 
+# A Service's name becomes a DNS label (<name>.<namespace>.svc); other objects' names are subdomains.
+_NAME_RULE: dict[type, Callable[[str], Sequence[str]]] = {
+    Service: formats.dns1035_label,
+    Endpoints: formats.dns1123_subdomain,
+    EndpointSlice: formats.dns1123_subdomain,
+    Pod: formats.dns1123_subdomain,
+}
 
-def _check_meta(obj: Any, report: _Reporter, name_check: Any) -> None:
-    meta = obj.metadata
+
+def _check_meta(meta: ObjectMeta, report: _Reporter, name_check: Callable[[str], Sequence[str]]) -> None:
     if not meta.name:
         report(("metadata", "name"), "Required value: name or generateName is required")
     else:
@@ -277,7 +304,7 @@ def _check_labels(labels: dict[str, str], path: Path, report: _Reporter) -> None
 
 
 def _check_service(svc: Service, report: _Reporter, node_ports: NodePortRange) -> None:
-    _check_meta(svc, report, formats.dns1035_label)
+    _check_meta(svc.metadata, report, _NAME_RULE[Service])
     spec = svc.spec
     kind = spec.type
     if spec.selector:
@@ -489,7 +516,7 @@ def _check_endpoint_address(ip: str, path: Path, report: _Reporter, family: int 
 
 
 def _check_endpoints(ep: Endpoints, report: _Reporter, _: NodePortRange) -> None:
-    _check_meta(ep, report, formats.dns1123_subdomain)
+    _check_meta(ep.metadata, report, _NAME_RULE[Endpoints])
     for s, subset in enumerate(ep.subsets):
         for field_name, addresses in (("addresses", subset.addresses), ("notReadyAddresses", subset.not_ready_addresses)):
             for a, address in enumerate(addresses):
@@ -512,7 +539,7 @@ MAX_ENDPOINT_ADDRESSES = 100
 
 
 def _check_slice(es: EndpointSlice, report: _Reporter, _: NodePortRange) -> None:
-    _check_meta(es, report, formats.dns1123_subdomain)
+    _check_meta(es.metadata, report, _NAME_RULE[EndpointSlice])
     if len(es.endpoints) > MAX_SLICE_ENDPOINTS:
         report(("endpoints",), f"Too many: {len(es.endpoints)}: must have at most {MAX_SLICE_ENDPOINTS} items")
     family = _SLICE_FAMILY.get(es.address_type)
@@ -542,7 +569,7 @@ def _check_slice(es: EndpointSlice, report: _Reporter, _: NodePortRange) -> None
 
 
 def _check_pod(pod: Pod, report: _Reporter, _: NodePortRange) -> None:
-    _check_meta(pod, report, formats.dns1123_subdomain)
+    _check_meta(pod.metadata, report, _NAME_RULE[Pod])
     for i, ip in enumerate(pod.ips):
         # The EndpointSlice the controller would make of it must pass the same address rules.
         if errs := formats.non_special_ip(ip):

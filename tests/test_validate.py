@@ -748,3 +748,12 @@ def test_a_problem_in_a_defaulted_field_points_at_the_line_the_user_wrote(tmp_pa
         f'{path}:8: Service default/a: spec.clusterIPs[0]: Invalid value: "10.0.0.182.1": '
         "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
     ]
+
+
+def test_an_object_that_does_not_type_check_still_has_its_name_checked():
+    bad = service({"ports": [{"port": "80"}]}, name="Bad_Name")
+    assert sorted(check(bad)) == [
+        "Service default/Bad_Name: metadata.name: Invalid value: \"Bad_Name\": a DNS-1035 label must consist of lower case "
+        "alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
+        'Service default/Bad_Name: spec.ports[0].port: Invalid value: "80": must be an integer',
+    ]
