@@ -160,7 +160,6 @@ class Table:
     name: str
     masquerade: MasqueradeScope
     nodeport_cidrs: bool  # NodePorts only on local addresses inside @nodeport-cidrs
-    pod_cidrs: bool  # @cluster-cidrs has elements
     sets: tuple[NamedSet, ...]
     endpoint_chains: tuple[EndpointChain, ...]
     external_chains: tuple[ExternalChain, ...]
@@ -399,7 +398,6 @@ class _TableBuilder:
             name=table_name,
             masquerade=scope,
             nodeport_cidrs=bool(nodeport_cidrs),
-            pod_cidrs=bool(self.cluster_cidrs),
             sets=sets,
             endpoint_chains=tuple(self.endpoint_chains),
             external_chains=tuple(self.external_chains),
