@@ -307,8 +307,10 @@ class _TableBuilder:
         local_picks = cascade(local_eps, family, affinity) if needs_local else ()
         # A chain's name carries a hash of its rules: when the rules change, so does the name,
         # and an apply can tell what changed from the live chain names alone (svcctl.sync).
-        svc_chain = object_name("svc", ident, (proto, svc_picks, svc.affinity_timeout))
-        local_chain = object_name("local", ident, (proto, local_picks, svc.affinity_timeout))
+        # The rules follow from the protocol, the affinity timeout and the targets in order (the
+        # moduli from their count, the affinity sets from ident and target): that is the content.
+        svc_chain = object_name("svc", ident, f"{proto} {svc.affinity_timeout} {' '.join(p.target for p in svc_picks)}")
+        local_chain = object_name("local", ident, f"{proto} {svc.affinity_timeout} {' '.join(p.target for p in local_picks)}")
         if needs_svc:
             self.endpoint_chains.append(EndpointChain(svc_chain, _comment(svc, port), proto, svc_picks, svc.affinity_timeout))
         if needs_local:

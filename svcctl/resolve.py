@@ -70,7 +70,8 @@ class ResolvedPort:
         """The endpoints traffic may go to: the ready ones; if none is ready, the ones that are
         serving and terminating (kube-proxy's fallback, so connections drain during a rollout).
         With ``local_only``, the same choice among this node's endpoints alone."""
-        candidates = [b for b in self.backends if b.version == version and (b.local or not local_only)]
+        v6 = version == 6  # inline rather than b.version: this runs for every endpoint twice per family
+        candidates = [b for b in self.backends if (":" in b.address) == v6 and (b.local or not local_only)]
         ready = tuple(b for b in candidates if b.ready)
         if ready:
             return ready
