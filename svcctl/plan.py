@@ -23,12 +23,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable, NamedTuple
 
-from .formats import ip_version
+from .formats import ip_version, packed_ip
 from .model import Protocol, ServiceType, TrafficPolicy
 from .options import Network, Options
 from .resolve import Backend, ResolvedPort, ResolvedService
@@ -85,6 +84,10 @@ class Verdict:
 
 
 REJECT_CHAIN = "reject-chain"
+# Prefixes of the objects the plan names per Service port (object_name). Everything else in a
+# table belongs to its frame: the hook chains and the static sets.
+SVC, LOCAL, EXT, AFFINITY = "svc", "local", "ext", "aff"
+PORT_CHAIN_KINDS = (SVC, LOCAL, EXT)
 REJECT = Verdict.goto(REJECT_CHAIN)
 DROP = Verdict(VerdictKind.DROP)
 
@@ -298,7 +301,7 @@ class _TableBuilder:
         affinity: dict[Backend, str] = {}
         if svc.affinity_timeout:
             for b in used:  # one set per endpoint a chain refers to: no unused sets, none missing
-                name = object_name("aff", f"{ident}/{b.address}-{b.port}")
+                name = object_name(AFFINITY, f"{ident}/{b.address}-{b.port}")
                 affinity[b] = name
                 self.affinity_sets.append(
                     NamedSet(name, (family.addr_type,), _comment(svc, port, f"affinity to {family.endpoint(b.address, b.port)}"), dynamic=True)
@@ -309,8 +312,8 @@ class _TableBuilder:
         # and an apply can tell what changed from the live chain names alone (svcctl.sync).
         # The rules follow from the protocol, the affinity timeout and the targets in order (the
         # moduli from their count, the affinity sets from ident and target): that is the content.
-        svc_chain = object_name("svc", ident, f"{proto} {svc.affinity_timeout} {' '.join(p.target for p in svc_picks)}")
-        local_chain = object_name("local", ident, f"{proto} {svc.affinity_timeout} {' '.join(p.target for p in local_picks)}")
+        svc_chain = object_name(SVC, ident, f"{proto} {svc.affinity_timeout} {' '.join(p.target for p in svc_picks)}")
+        local_chain = object_name(LOCAL, ident, f"{proto} {svc.affinity_timeout} {' '.join(p.target for p in local_picks)}")
         if needs_svc:
             self.endpoint_chains.append(EndpointChain(svc_chain, _comment(svc, port), proto, svc_picks, svc.affinity_timeout))
         if needs_local:
@@ -365,7 +368,7 @@ class _TableBuilder:
                     self.no_endpoint_nodeports.append(Element(nodeport_key, DROP))
         else:
             route, comment = _Route(mark_all=True, pods_to="", node_to="", then_to=svc_chain), _comment(svc, port, "(external)")
-        ext_chain = object_name("ext", ident, tuple(route))
+        ext_chain = object_name(EXT, ident, tuple(route))
         self.external_chains.append(ExternalChain(ext_chain, comment, **route._asdict()))
         self.service_ips.extend(Element(k, Verdict.goto(ext_chain)) for k in external_keys)
         if nodeport_key:
@@ -417,9 +420,8 @@ def _collapsed(networks: Iterable[Network], version: int) -> list[str]:
     ]
 
 
-def _address_order(address: str) -> tuple[int, ...]:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return tuple(socket.inet_pton(family, address))
+def _address_order(address: str) -> bytes:
+    return packed_ip(address)  # type: ignore[return-value]  # valid: checked by validate
 
 
 def plan(services: list[ResolvedService], options: Options) -> Ruleset:

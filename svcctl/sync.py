@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .kernel import KernelError, Nft, owned_tables, present_tables
-from .plan import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Table, Verdict
+from .plan import AFFINITY, EXT, PORT_CHAIN_KINDS, Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Table, Verdict
 from .render import frame_name, render_update
 
-# Chains every table has; they belong to the frame and are never added or removed one by one.
+# The hook chains every table has (templates/ruleset.nft.j2): a table missing one is reloaded.
 FRAME_CHAINS = frozenset(
     {
         "filter-prerouting", "filter-output-pre-dnat", "filter-input", "filter-forward", "filter-output",
@@ -151,12 +151,18 @@ def read_live(nft: Nft, ruleset: Ruleset) -> list[LiveTable]:
 
 def _removal_order(name: str) -> tuple[int, str]:
     # A chain can only be deleted once nothing refers to it: ext- chains jump to svc-/local- ones.
-    return (0 if name.startswith("ext-") else 1, name)
+    return (0 if name.startswith(f"{EXT}-") else 1, name)
+
+
+def _per_port(name: str, kinds: tuple[str, ...]) -> bool:
+    """Whether a live object is one the plan names per Service port: only those are added and
+    removed one by one; the frame's chains and sets never are."""
+    return name.startswith(tuple(f"{kind}-" for kind in kinds))
 
 
 def table_update(t: Table, live: LiveTable) -> TableUpdate:
     """The changes that turn a live table of the same frame into the planned one."""
-    live_chains = live.chains - FRAME_CHAINS
+    live_chains = {n for n in live.chains if _per_port(n, PORT_CHAIN_KINDS)}
     wanted_chains = {c.name for c in t.endpoint_chains} | {e.name for e in t.external_chains}
     removed_elements, added_elements = [], []
     for s in t.static_sets:
@@ -178,7 +184,7 @@ def table_update(t: Table, live: LiveTable) -> TableUpdate:
         removed_elements=tuple(removed_elements),
         added_elements=tuple(added_elements),
         removed_chains=tuple(sorted(live_chains - wanted_chains, key=_removal_order)),
-        removed_sets=tuple(sorted(n for n in live.sets if n.startswith("aff-") and n not in wanted_sets)),
+        removed_sets=tuple(sorted(n for n in live.sets if _per_port(n, (AFFINITY,)) and n not in wanted_sets)),
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .kernel import KernelError, Nft, Refused, culprit, in_throwaway_netns, owned_tables, present_tables
+from .formats import ip_version
 from .listing import normalize, unified_diff
 from .plan import Family, Ruleset
 from .sync import Transaction, read_live, transaction
@@ -120,7 +121,7 @@ def _forget_udp_flows(endpoints: tuple[tuple[str, int], ...]) -> tuple[tuple[tup
     if tool is None:
         return (), ("conntrack is not installed: UDP flows to removed endpoints were not cleared (apt-get install conntrack)",)
     for ip, port in endpoints:
-        family = ["-f", "ipv6"] if ":" in ip else []
+        family = ["-f", "ipv6"] if ip_version(ip) == 6 else []
         # Exit status 1 only means that no entry matched.
         subprocess.run([tool, "-D", *family, "-p", "udp", "--dst-nat", ip, "--reply-port-src", str(port)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)

@@ -503,3 +503,18 @@ def test_hostile_node_option_is_rejected(write, run_cli) -> None:  # type: ignor
     for flag, value in [("--node-name", f"n{HOSTILE}"), ("--table", f"t{HOSTILE}"), ("--cluster-cidr", f"10.0.0.0/8{HOSTILE}")]:
         result = run_cli("compile", path, "--node-name", NODE, flag, value)
         assert result.code == 2 and result.out == "" and "internal error" not in result.err, (flag, result)
+
+
+def test_the_frame_chains_are_the_hook_chains_the_template_writes():
+    # sync reloads a table that lacks one of FRAME_CHAINS: the list must follow the template.
+    from pathlib import Path
+
+    from svcctl.options import build_options
+    from svcctl.pipeline import compile_ruleset
+    from svcctl.sync import FRAME_CHAINS
+
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "web.yaml")
+    ruleset, text = compile_ruleset([example], build_options(None, {"node-name": "node-1"}))[1:]
+    declared = {line.split()[1] for line in text.splitlines() if line.startswith("\tchain ")}
+    per_port = {c.name for t in ruleset.tables for c in (*t.endpoint_chains, *t.external_chains)}
+    assert declared - per_port == FRAME_CHAINS

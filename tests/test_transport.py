@@ -190,3 +190,4 @@ def test_invalid_input_leaves_the_kernel_untouched(netns, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 3  # name, port, and targetPort (defaulted from port)
     assert listing(netns) == before
+
