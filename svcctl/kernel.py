@@ -91,21 +91,14 @@ class Nft:
         self._ctx.set_json_output(True)
         self._ctx.set_terse_output(terse)
         try:
-            rc, output, error = self._ctx.cmd(command)
+            output = self.listing(command)
         finally:
             self._ctx.set_json_output(False)
             self._ctx.set_terse_output(False)
-        if rc != 0:
-            reason = _explain(error)
-            if reason:
-                raise KernelError(reason)
-            if "No such file or directory" in error:
-                return []
-            raise KernelError(f"nft {command}: {error.strip()}")
         return [o for o in json.loads(output or '{"nftables": []}')["nftables"] if "metainfo" not in o]
 
     def listing(self, command: str) -> str:
-        """A ``list`` command's text; "" when the object is absent."""
+        """A ``list`` command's output; "" when the object is absent. Raises KernelError."""
         rc, output, error = self._ctx.cmd(command)
         if rc != 0:
             reason = _explain(error)
