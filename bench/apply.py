@@ -21,6 +21,7 @@ import cluster  # noqa: E402
 
 from svcctl.kernel import Nft, in_throwaway_netns  # noqa: E402
 from svcctl.options import build_options  # noqa: E402
+from svcctl.sources import read_manifests  # noqa: E402
 from svcctl.pipeline import compile_ruleset  # noqa: E402
 from svcctl.sync import read_live, transaction  # noqa: E402
 
@@ -31,12 +32,12 @@ def _compile(data: dict, options):  # type: ignore[no-untyped-def]
 
         json.dump(data, f)
         f.flush()
-        _, ruleset, text = compile_ruleset([f.name], options)
+        _, ruleset, text = compile_ruleset(read_manifests([f.name]), options)
     return ruleset, text
 
 
 def measure(services: int, endpoints: int) -> dict[str, float]:
-    options = build_options(None, {"node-name": "node-0", "cluster-cidr": ["10.128.0.0/9"]})
+    options = build_options({"node-name": "node-0", "cluster-cidr": ["10.128.0.0/9"]})
     data = cluster.cluster(services, endpoints)
     changed = copy.deepcopy(data)
     for item in changed["items"]:

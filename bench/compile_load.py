@@ -31,7 +31,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster  # noqa: E402
 
-from svcctl.load import gc_paused, load  # noqa: E402
+from svcctl.load import gc_paused  # noqa: E402
+from svcctl.sources import load  # noqa: E402
 from svcctl.options import build_options  # noqa: E402
 from svcctl.plan import plan  # noqa: E402
 from svcctl.render import render_nft  # noqa: E402
@@ -55,7 +56,7 @@ def cluster_file(services: int, endpoints: int) -> str:
 
 def stage_times(path: str, services: int) -> dict[str, float]:
     """One in-process compile, stage by stage, as svcctl.pipeline.compile_ruleset runs it."""
-    options = build_options(None, {"node-name": NODE_OPTIONS[1], "cluster-cidr": [NODE_OPTIONS[3]]})
+    options = build_options({"node-name": NODE_OPTIONS[1], "cluster-cidr": [NODE_OPTIONS[3]]})
     gc.collect()
     t = [time.perf_counter()]
     with gc_paused():

@@ -15,7 +15,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster  # noqa: E402
 
-from svcctl.load import gc_paused, load  # noqa: E402
+from svcctl.load import gc_paused  # noqa: E402
+from svcctl.sources import load  # noqa: E402
 from svcctl.options import build_options  # noqa: E402
 from svcctl.resolve import resolve  # noqa: E402
 from svcctl.validate import validate  # noqa: E402
@@ -29,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     out = os.path.join(os.path.dirname(__file__), "out")
     os.makedirs(out, exist_ok=True)
-    options = build_options(None, {"node-name": "node-0"})
+    options = build_options({"node-name": "node-0"})
     for fmt in ("json", "yaml"):
         path = os.path.join(out, f"cluster-{args.services}x{args.endpoints}.{fmt}")
         if not os.path.exists(path):

@@ -1,4 +1,4 @@
-"""Read manifests: files, directories and standard input; YAML (one or many documents, lists) or JSON.
+"""Parse manifests: YAML (one or many documents, lists) or JSON text, as read by ``svcctl.sources``.
 
 Each Kubernetes object comes out as a plain dict with an ``Origin`` that remembers where it stood,
 so that later stages can name the file and line of a problem. Field lines are found lazily, only
@@ -11,12 +11,10 @@ import bisect
 import gc
 import json
 import re
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import yaml
 
@@ -44,9 +42,6 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _BaseLoader.construct_yaml_str)
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-
-
 @dataclass(eq=False)
 class Source:
     """One input text: a file, or standard input (named ``-``)."""
@@ -62,6 +57,14 @@ class Source:
     def line_at(self, offset: int) -> int:
         """1-based line number of a character offset."""
         return bisect.bisect_right(self._line_starts, offset)
+
+
+class Inputs(NamedTuple):
+    """What the pure core reads: the input texts, and the problems of the inputs that could not
+    be read (reported together with everything else wrong)."""
+
+    sources: list[Source]
+    unread: list[Problem] = []
 
 
 @dataclass(eq=False)
@@ -90,40 +93,6 @@ class Origin:
 class RawObject:
     data: dict[str, Any]
     origin: Origin
-
-
-def read_sources(manifests: list[str]) -> tuple[list[Source], list[Problem]]:
-    """Read every manifest argument: a file, a directory (its *.yaml, *.yml, *.json, sorted) or ``-``."""
-    sources: list[Source] = []
-    problems: list[Problem] = []
-    for arg in manifests:
-        if arg == "-":
-            text = sys.stdin.read()
-            sources.append(Source("-", text, _looks_like_json(None, text)))
-            continue
-        path = Path(arg)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
-            if not files:
-                problems.append(Problem("directory holds no *.yaml, *.yml or *.json file", file=arg))
-        else:
-            files = [path]
-        for file in files:
-            try:
-                text = file.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                problems.append(Problem("no such file or directory", file=str(file)))
-            except (OSError, UnicodeDecodeError) as err:
-                problems.append(Problem(f"cannot read: {getattr(err, 'strerror', None) or err}", file=str(file)))
-            else:
-                sources.append(Source(str(file), text, _looks_like_json(file.suffix, text)))
-    return sources, problems
-
-
-def _looks_like_json(suffix: str | None, text: str) -> bool:
-    if suffix is not None:
-        return suffix == ".json"
-    return text.lstrip()[:1] in ("{", "[")
 
 
 @contextmanager
@@ -315,11 +284,11 @@ def _collect(
     objects.append(RawObject(data, origin))
 
 
-def load(manifests: list[str]) -> tuple[list[RawObject], list[Problem]]:
-    """Read and parse every manifest: the objects found, and the problems of what could not be read."""
-    sources, problems = read_sources(manifests)
+def parse(inputs: Inputs) -> tuple[list[RawObject], list[Problem]]:
+    """Parse every source: the objects found, and the problems of what could not be read or parsed."""
     objects: list[RawObject] = []
-    for source in sources:
+    problems: list[Problem] = list(inputs.unread)
+    for source in inputs.sources:
         found, bad = parse_source(source)
         objects.extend(found)
         problems.extend(bad)

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import formats
+from .load import Source
 from .problems import InvalidInput, Problem
-from .validate import NodePortRange
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,6 +27,18 @@ _RESERVED_TABLES = frozenset(
     "table chain set map element rule flowtable ip ip6 inet arp bridge netdev counter quota limit meter ct meta fib".split()
 )
 DEFAULT_SERVICE_CIDRS = ("10.96.0.0/12", "fd00:10:96::/112")
+
+
+@dataclass(frozen=True)
+class NodePortRange:
+    first: int = 30000
+    last: int = 32767
+
+    def __contains__(self, port: int) -> bool:
+        return self.first <= port <= self.last
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
 
 
 @dataclass(frozen=True)
@@ -58,16 +68,16 @@ _SETTINGS = {
 }
 
 
-def build_options(config_file: str | None, flags: dict[str, Any]) -> Options:
-    """Merge a config file (if any) and flags (None = not given) into checked Options.
+def build_options(flags: dict[str, Any], config: Source | None = None, hostname: str = "") -> Options:
+    """Merge a config file's text (if any) and flags (None = not given) into checked Options.
+    ``hostname`` is the node name when neither sets one (svcctl.sources.hostname() at the edge).
     Raises InvalidInput listing every bad setting."""
     settings: dict[str, Any] = {}
     problems: list[Problem] = []
-    if config_file:
+    config_file = config.name if config else ""
+    if config is not None:
         try:
-            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError) as err:
-            raise InvalidInput([Problem(f"cannot read config: {getattr(err, 'strerror', None) or err}", file=config_file)])
+            loaded = yaml.safe_load(config.text) or {}
         except yaml.MarkedYAMLError as err:
             # One line, FILE:LINE, like a manifest's syntax error (str(err) spans several lines).
             mark = err.problem_mark or err.context_mark
@@ -99,8 +109,7 @@ def build_options(config_file: str | None, flags: dict[str, Any]) -> Options:
         raise InvalidInput(problems)
     options = replace(Options(), **values)
     if not options.node_name:
-        # kubelet and kube-proxy lower-case the hostname for the node name.
-        options = replace(options, node_name=socket.gethostname().lower())
+        options = replace(options, node_name=hostname)
     return options
 
 

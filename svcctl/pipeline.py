@@ -1,8 +1,9 @@
-"""The pure part of every command: manifests and options in, resolved Services out."""
+"""The pure part of every command: manifest texts and options in, resolved Services and rules out.
+Reading files, standard input, the config file and the hostname happens before (svcctl.sources)."""
 
 from __future__ import annotations
 
-from .load import gc_paused, load
+from .load import Inputs, gc_paused, parse
 from .options import Options
 from .plan import Ruleset, plan
 from .render import render_nft
@@ -16,10 +17,10 @@ from .validate import Inventory, validate
 
 
 @gc_paused()
-def read_inventory(manifests: list[str], options: Options) -> Inventory:
-    """Load and validate. Raises InvalidInput with every problem: unreadable files, bad YAML/JSON
-    and invalid objects are all reported together."""
-    objects, problems = load(manifests)
+def read_inventory(inputs: Inputs, options: Options) -> Inventory:
+    """Parse and validate. Raises InvalidInput with every problem: inputs that could not be
+    read, bad YAML/JSON and invalid objects are all reported together."""
+    objects, problems = parse(inputs)
     try:
         inventory = validate(objects, options.node_port_range)
     except InvalidInput as err:
@@ -31,15 +32,15 @@ def read_inventory(manifests: list[str], options: Options) -> Inventory:
 
 
 @gc_paused()
-def read_services(manifests: list[str], options: Options) -> tuple[Inventory, list[ResolvedService]]:
-    inventory = read_inventory(manifests, options)
+def read_services(inputs: Inputs, options: Options) -> tuple[Inventory, list[ResolvedService]]:
+    inventory = read_inventory(inputs, options)
     return inventory, resolve(inventory, options)
 
 
 @gc_paused()  # the plan adds ~10 objects per endpoint to an already huge heap
-def compile_ruleset(manifests: list[str], options: Options) -> tuple[Inventory, Ruleset, str]:
-    """Manifests in, the plan and its nft text out: everything before the kernel.
-    Deterministic: the same manifests and options give the same bytes."""
-    inventory, services = read_services(manifests, options)
+def compile_ruleset(inputs: Inputs, options: Options) -> tuple[Inventory, Ruleset, str]:
+    """Manifest texts in, the plan and its nft text out: everything before the kernel.
+    Deterministic: the same texts and options give the same bytes."""
+    inventory, services = read_services(inputs, options)
     ruleset = plan(services, options)
     return inventory, ruleset, render_nft(ruleset)

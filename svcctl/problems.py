@@ -78,6 +78,12 @@ class InvalidInput(Exception):
         self.problems = list(problems)
         super().__init__(f"{len(self.problems)} problem(s) in the input")
 
-    def lines(self) -> list[str]:
-        """One line per problem, in file order (stable: problems on one line keep their order)."""
-        return [p.render() for p in sorted(self.problems, key=Problem.location)]
+    def lines(self, limit: int | None = None) -> list[str]:
+        """One line per problem, in file order (stable: problems on one line keep their order);
+        with ``limit``, the first ``limit`` of them and a line saying how many more there are."""
+        ordered = sorted(self.problems, key=Problem.location)
+        shown = ordered if limit is None else ordered[:limit]
+        lines = [p.render() for p in shown]
+        if len(shown) < len(ordered):
+            lines.append(f"svcctl: ... and {len(ordered) - len(shown)} more problem(s) (--all-problems lists them all)")
+        return lines

@@ -30,6 +30,7 @@ from .model import (
     SessionAffinity,
     TrafficPolicy,
 )
+from .options import NodePortRange
 from .problems import InvalidInput, Path, Problem, show_value
 
 T = TypeVar("T")
@@ -44,18 +45,6 @@ class Entry(Generic[T]):
 
     obj: T
     origin: Origin
-
-
-@dataclass(frozen=True)
-class NodePortRange:
-    first: int = 30000
-    last: int = 32767
-
-    def __contains__(self, port: int) -> bool:
-        return self.first <= port <= self.last
-
-    def __str__(self) -> str:
-        return f"{self.first}-{self.last}"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from svcctl import cli
-from svcctl.load import load
+from svcctl.sources import load
 from svcctl.options import Options
 from svcctl.problems import InvalidInput
 from svcctl.resolve import ResolvedService, resolve

@@ -325,3 +325,32 @@ def test_usage_errors_exit_2_without_traceback(args, says):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert says in proc.stderr
+
+
+def test_a_long_problem_list_is_capped_unless_all_problems(run_cli, write) -> None:
+    # 60 Services with an invalid name each: 60 problems, the first 50 shown and a count.
+    docs = "---\n".join(
+        f"apiVersion: v1\nkind: Service\nmetadata: {{name: Bad_{i}}}\nspec: {{ports: [{{port: 80}}]}}\n" for i in range(60)
+    )
+    path = write(docs)
+    capped = run_cli("validate", path)
+    assert capped.code == 2
+    lines = capped.err.splitlines()
+    assert len(lines) == 51 and all("metadata.name" in line for line in lines[:50])
+    assert lines[-1] == "svcctl: ... and 10 more problem(s) (--all-problems lists them all)"
+    for flag in ("--all-problems", "-v"):
+        every = run_cli("validate", path, flag)
+        assert every.code == 2 and len(every.err.splitlines()) == 60, flag
+
+
+def test_an_internal_error_exits_4_not_2(run_cli, write, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bug (here: resolve raising) is not bad input: its own status and one line.
+    import svcctl.pipeline
+
+    def broken(*_: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(svcctl.pipeline, "resolve", broken)
+    result = run_cli("show", write(GOOD), "--node-name", "n")
+    assert result.code == 4
+    assert result.err == "svcctl: internal error (a bug in svcctl): KeyError: 'boom' (set SVCCTL_DEBUG=1 for details)\n"

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from svcctl.options import build_options
+from svcctl.sources import read_config, read_manifests
 from svcctl.pipeline import compile_ruleset
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -37,8 +38,8 @@ def _compile(case: Path) -> str:
     options_file = case / "options.yaml"
     # Without a node name svcctl takes the hostname: the output would depend on the machine.
     assert "node-name" in (yaml.safe_load(options_file.read_text()) or {}), f"{case.name}: options.yaml must set node-name"
-    options = build_options(str(options_file), {})
-    _, _, text = compile_ruleset([str(_manifest(case))], options)
+    options = build_options({}, read_config(str(options_file)))
+    _, _, text = compile_ruleset(read_manifests([str(_manifest(case))]), options)
     return text
 
 
@@ -116,8 +117,8 @@ def test_compile_is_deterministic(tmp_path: Path) -> None:
         random.Random(seed).shuffle(docs)
         shuffled = tmp_path / f"shuffled-{seed}.yaml"
         shuffled.write_text(yaml.safe_dump_all(docs))
-        options = build_options(str(case / "options.yaml"), {})
-        _, _, text = compile_ruleset([str(shuffled)], options)
+        options = build_options({}, read_config(str(case / "options.yaml")))
+        _, _, text = compile_ruleset(read_manifests([str(shuffled)]), options)
         assert text == first, f"document order changed the output (seed {seed})"
 
 
@@ -129,7 +130,7 @@ def test_compile_is_independent_of_file_order(tmp_path: Path) -> None:
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text(yaml.safe_dump_all(docs[:half]))
     b.write_text(yaml.safe_dump_all(docs[half:]))
-    options = build_options(str(case / "options.yaml"), {})
-    _, _, ab = compile_ruleset([str(a), str(b)], options)
-    _, _, ba = compile_ruleset([str(b), str(a)], options)
+    options = build_options({}, read_config(str(case / "options.yaml")))
+    _, _, ab = compile_ruleset(read_manifests([str(a), str(b)]), options)
+    _, _, ba = compile_ruleset(read_manifests([str(b), str(a)]), options)
     assert ab == ba == _compile(case)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import dedent, inventory_of, problems_of
 
-from svcctl.load import load
+from svcctl.sources import load
 
 SVC = """
 apiVersion: v1

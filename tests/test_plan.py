@@ -510,11 +510,12 @@ def test_the_frame_chains_are_the_hook_chains_the_template_writes():
     from pathlib import Path
 
     from svcctl.options import build_options
+    from svcctl.sources import read_manifests
     from svcctl.pipeline import compile_ruleset
     from svcctl.sync import FRAME_CHAINS
 
     example = str(Path(__file__).resolve().parents[1] / "examples" / "web.yaml")
-    ruleset, text = compile_ruleset([example], build_options(None, {"node-name": "node-1"}))[1:]
+    ruleset, text = compile_ruleset(read_manifests([example]), build_options({"node-name": "node-1"}))[1:]
     declared = {line.split()[1] for line in text.splitlines() if line.startswith("\tchain ")}
     per_port = {c.name for t in ruleset.tables for c in (*t.endpoint_chains, *t.external_chains)}
     assert declared - per_port == FRAME_CHAINS

@@ -18,6 +18,7 @@ import pytest
 
 from svcctl.kernel import Nft, Refused, in_throwaway_netns
 from svcctl.options import build_options
+from svcctl.sources import read_manifests
 from svcctl.pipeline import compile_ruleset
 from svcctl import transport
 
@@ -78,8 +79,8 @@ def test_dry_run_changes_nothing_and_prints_the_diff(netns):
 def test_a_refused_transaction_changes_nothing_and_names_its_service(netns):
     assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
     before = listing(netns)
-    options = build_options(None, {"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16"]})
-    _, ruleset, text = compile_ruleset([EXAMPLE], options)
+    options = build_options({"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16"]})
+    _, ruleset, text = compile_ruleset(read_manifests([EXAMPLE]), options)
     # Corrupt the plan the way a bug would: a pick pointing at an affinity set that does not exist.
     table = ruleset.tables[0]
     chain = next(c for c in table.endpoint_chains if "shop/web" in c.name)

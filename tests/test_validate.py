@@ -737,7 +737,7 @@ def test_a_known_kind_in_another_version_of_its_group_is_an_error_another_group_
 
 
 def test_a_problem_in_a_defaulted_field_points_at_the_line_the_user_wrote(tmp_path):
-    from svcctl.load import load
+    from svcctl.sources import load
 
     path = tmp_path / "m.yaml"
     path.write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\nspec:\n  ports:\n  - port: 80\n  clusterIP: 10.0.0.182.1\n")

@@ -1,0 +1,7 @@
+"""svcctl's command line: the only place that prints, reads the world for the pure core, and
+decides exit statuses. One module per group of commands; ``app`` holds the entry point."""
+
+from .app import app, main
+from . import manifests, rules  # noqa: F401  (each registers its commands on ``app``)
+
+__all__ = ["app", "main"]

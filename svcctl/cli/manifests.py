@@ -1,0 +1,70 @@
+"""Commands that only read manifests: validate, show, compile. No root needed."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from .. import show as show_output
+from ..options import Options
+from ..pipeline import compile_ruleset, read_inventory, read_services
+from ..plan import Ruleset
+from ..sources import read_manifests
+from ..validate import Inventory
+from .app import app
+from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def warn(ruleset: Ruleset) -> None:
+    for warning in ruleset.warnings:
+        typer.echo(f"svcctl: warning: {warning}", err=True)
+
+
+def say_skipped(inventory: Inventory, verbose: bool) -> None:
+    if verbose:
+        for what, origin in inventory.skipped:
+            typer.echo(f"{origin.source.name}:{origin.line}: skipped {what} (not a kind svcctl uses)", err=True)
+
+
+@app.command()
+@with_options("service_node_port_range", "config")
+def validate(manifests: Manifests, options: Options, verbose: Verbose = False, all_problems: AllProblems = False) -> None:
+    """Parse and validate only; list every problem. Exit 0 valid, 2 invalid."""
+    inventory = read_inventory(read_manifests(manifests), options)
+    say_skipped(inventory, verbose)
+    counts = f"{len(inventory.services)} Service(s), {len(inventory.endpoints)} Endpoints, {len(inventory.slices)} EndpointSlice(s), {len(inventory.pods)} Pod(s)"
+    typer.echo(f"valid: {counts}")
+
+
+@app.command()
+@with_options("node_name", "service_cidr", "service_node_port_range", "config")
+def show(
+    manifests: Manifests,
+    options: Options,
+    output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.TABLE,
+    verbose: Verbose = False,
+    all_problems: AllProblems = False,
+) -> None:
+    """Show every Service port with its addresses and resolved endpoints."""
+    inventory, services = read_services(read_manifests(manifests), options)
+    say_skipped(inventory, verbose)
+    render = show_output.render_json if output is Format.JSON else show_output.render_table
+    sys.stdout.write(render(services))
+
+
+@app.command("compile")
+@with_options(*NODE_SETTINGS)
+def compile_(manifests: Manifests, options: Options, verbose: Verbose = False, all_problems: AllProblems = False) -> None:
+    """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
+    inventory, ruleset, text = compile_ruleset(read_manifests(manifests), options)
+    say_skipped(inventory, verbose)
+    warn(ruleset)
+    sys.stdout.write(text)
