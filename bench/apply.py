@@ -19,11 +19,14 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster  # noqa: E402
 
-from svcctl.kernel import Nft, in_throwaway_netns  # noqa: E402
+from svcctl.kernel import in_throwaway_netns  # noqa: E402
+from svcctl.nftables.decide import transaction  # noqa: E402
+from svcctl.nftables.live import read_live  # noqa: E402
+from svcctl.nftables.nft import Nft  # noqa: E402
+from svcctl.nftables.render import frame_name, render  # noqa: E402
 from svcctl.options import build_options  # noqa: E402
+from svcctl.pipeline import compile_rules  # noqa: E402
 from svcctl.sources import read_manifests  # noqa: E402
-from svcctl.pipeline import compile_ruleset  # noqa: E402
-from svcctl.sync import read_live, transaction  # noqa: E402
 
 
 def _compile(data: dict, options):  # type: ignore[no-untyped-def]
@@ -32,8 +35,7 @@ def _compile(data: dict, options):  # type: ignore[no-untyped-def]
 
         json.dump(data, f)
         f.flush()
-        _, ruleset, text = compile_ruleset(read_manifests([f.name]), options)
-    return ruleset, text
+        return compile_rules(read_manifests([f.name]), options)[2].rules
 
 
 def measure(services: int, endpoints: int) -> dict[str, float]:
@@ -45,19 +47,22 @@ def measure(services: int, endpoints: int) -> dict[str, float]:
             item["endpoints"] = item["endpoints"][:-1]
     plans = [_compile(data, options), _compile(changed, options)]
 
-    def work(nft: Nft) -> dict[str, float]:
+    def work() -> dict[str, float]:
+        nft = Nft()
         out: dict[str, float] = {}
-        for label, (ruleset, text) in zip(("full", "one service changed"), plans):
+        for label, ruleset in zip(("full", "one service changed"), plans):
+            frames = {t.scope: frame_name(t) for t in ruleset.tables}
             t0 = time.perf_counter()
-            tx = transaction(ruleset, text, read_live(nft, ruleset))
+            tx = transaction(ruleset, read_live(nft, ruleset, frames), frames)
             t1 = time.perf_counter()
-            nft.run(tx.script)
+            nft.run(render(tx.operations))
             t2 = time.perf_counter()
-            out[f"{label}: read live"] = t1 - t0
+            out[f"{label}: read live + decide"] = t1 - t0
             out[f"{label}: commit ({tx.kind})"] = t2 - t1
-        ruleset, text = plans[1]
-        tx = transaction(ruleset, text, read_live(nft, ruleset))
-        assert tx.kind == "unchanged" and not tx.script, tx.summary
+        ruleset = plans[1]
+        frames = {t.scope: frame_name(t) for t in ruleset.tables}
+        tx = transaction(ruleset, read_live(nft, ruleset, frames), frames)
+        assert tx.kind == "unchanged" and not tx, tx.summary
         return out
 
     return in_throwaway_netns(work)

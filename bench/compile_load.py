@@ -34,8 +34,9 @@ import cluster  # noqa: E402
 from svcctl.load import gc_paused  # noqa: E402
 from svcctl.sources import load  # noqa: E402
 from svcctl.options import build_options  # noqa: E402
+from svcctl.nftables.layout import layout  # noqa: E402
+from svcctl.nftables.render import render_ruleset  # noqa: E402
 from svcctl.plan import plan  # noqa: E402
-from svcctl.render import render_nft  # noqa: E402
 from svcctl.resolve import resolve  # noqa: E402
 from svcctl.validate import validate  # noqa: E402
 
@@ -43,7 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
 SVCCTL = os.path.join(os.path.dirname(sys.executable), "svcctl")
 NODE_OPTIONS = ["--node-name", "node-0", "--cluster-cidr", "10.128.0.0/9"]  # cluster.py's pod addresses
-STAGES = ("load", "validate", "resolve", "plan", "render")
+STAGES = ("load", "validate", "resolve", "plan", "layout", "render")
 
 
 def cluster_file(services: int, endpoints: int) -> str:
@@ -55,7 +56,7 @@ def cluster_file(services: int, endpoints: int) -> str:
 
 
 def stage_times(path: str, services: int) -> dict[str, float]:
-    """One in-process compile, stage by stage, as svcctl.pipeline.compile_ruleset runs it."""
+    """One in-process compile, stage by stage, as svcctl.pipeline.compile_rules runs it."""
     options = build_options({"node-name": NODE_OPTIONS[1], "cluster-cidr": [NODE_OPTIONS[3]]})
     gc.collect()
     t = [time.perf_counter()]
@@ -66,12 +67,14 @@ def stage_times(path: str, services: int) -> dict[str, float]:
         t.append(time.perf_counter())
         resolved = resolve(inventory, options)
         t.append(time.perf_counter())
-        ruleset = plan(resolved, options)
+        rules_plan = plan(resolved, options)
         t.append(time.perf_counter())
-        text = render_nft(ruleset)
+        ruleset = layout(rules_plan, options.table)
+        t.append(time.perf_counter())
+        text = render_ruleset(ruleset)
         t.append(time.perf_counter())
     assert not problems and len(resolved) == services and text
-    del objects, inventory, resolved, ruleset, text
+    del objects, inventory, resolved, rules_plan, ruleset, text
     gc.unfreeze()  # let the next round start from a clean heap
     gc.collect()
     return {stage: t[i + 1] - t[i] for i, stage in enumerate(STAGES)}

@@ -54,6 +54,7 @@ class Options:
         default_factory=lambda: tuple(ipaddress.ip_network(c) for c in DEFAULT_SERVICE_CIDRS)
     )
     node_port_range: NodePortRange = NodePortRange()
+    backend: str = "nftables"
 
 
 # setting name (flag without dashes) -> Options field
@@ -65,6 +66,7 @@ _SETTINGS = {
     "table": "table",
     "service-cidr": "service_cidrs",
     "service-node-port-range": "node_port_range",
+    "backend": "backend",
 }
 
 
@@ -148,4 +150,10 @@ def _convert(key: str, value: Any) -> Any:
         if not match or not 1 <= int(match[1]) <= int(match[2]) <= 65535:
             raise ValueError(f'"{value}" is not a port range like 30000-32767')
         return NodePortRange(int(match[1]), int(match[2]))
+    if key == "backend":
+        from .backends import names  # options is imported by backends
+
+        if value not in names():
+            raise ValueError(f'"{value}" is not a back end svcctl has (known: {", ".join(names())})')
+        return value
     raise AssertionError(key)

@@ -1,12 +1,13 @@
-"""The pure part of every command: manifest texts and options in, resolved Services and rules out.
-Reading files, standard input, the config file and the hostname happens before (svcctl.sources)."""
+"""The pure part of every command: manifest texts and options in, resolved Services, the plan
+and a back end's rules out. Reading files, standard input, the config file and the hostname
+happens before (svcctl.sources); the kernel after (the back ends' transports)."""
 
 from __future__ import annotations
 
+from .backends import Compiled, backend
 from .load import Inputs, gc_paused, parse
 from .options import Options
-from .plan import Ruleset, plan
-from .render import render_nft
+from .plan import Plan, plan
 from .problems import InvalidInput
 from .resolve import ResolvedService, resolve
 from .validate import Inventory, validate
@@ -38,9 +39,9 @@ def read_services(inputs: Inputs, options: Options) -> tuple[Inventory, list[Res
 
 
 @gc_paused()  # the plan adds ~10 objects per endpoint to an already huge heap
-def compile_ruleset(inputs: Inputs, options: Options) -> tuple[Inventory, Ruleset, str]:
-    """Manifest texts in, the plan and its nft text out: everything before the kernel.
+def compile_rules(inputs: Inputs, options: Options, backend_name: str = "nftables") -> tuple[Inventory, Plan, Compiled]:
+    """Manifest texts in, the plan and a back end's rules out: everything before the kernel.
     Deterministic: the same texts and options give the same bytes."""
     inventory, services = read_services(inputs, options)
-    ruleset = plan(services, options)
-    return inventory, ruleset, render_nft(ruleset)
+    rules_plan = plan(services, options)
+    return inventory, rules_plan, backend(backend_name).compile(rules_plan, options)

@@ -21,7 +21,7 @@ import yaml
 
 from svcctl.options import build_options
 from svcctl.sources import read_config, read_manifests
-from svcctl.pipeline import compile_ruleset
+from svcctl.pipeline import compile_rules
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE = os.environ.get("SVCCTL_UPDATE_GOLDEN") == "1"
@@ -39,8 +39,7 @@ def _compile(case: Path) -> str:
     # Without a node name svcctl takes the hostname: the output would depend on the machine.
     assert "node-name" in (yaml.safe_load(options_file.read_text()) or {}), f"{case.name}: options.yaml must set node-name"
     options = build_options({}, read_config(str(options_file)))
-    _, _, text = compile_ruleset(read_manifests([str(_manifest(case))]), options)
-    return text
+    return compile_rules(read_manifests([str(_manifest(case))]), options)[2].text
 
 
 def test_there_are_cases() -> None:
@@ -118,7 +117,7 @@ def test_compile_is_deterministic(tmp_path: Path) -> None:
         shuffled = tmp_path / f"shuffled-{seed}.yaml"
         shuffled.write_text(yaml.safe_dump_all(docs))
         options = build_options({}, read_config(str(case / "options.yaml")))
-        _, _, text = compile_ruleset(read_manifests([str(shuffled)]), options)
+        text = compile_rules(read_manifests([str(shuffled)]), options)[2].text
         assert text == first, f"document order changed the output (seed {seed})"
 
 
@@ -131,6 +130,6 @@ def test_compile_is_independent_of_file_order(tmp_path: Path) -> None:
     a.write_text(yaml.safe_dump_all(docs[:half]))
     b.write_text(yaml.safe_dump_all(docs[half:]))
     options = build_options({}, read_config(str(case / "options.yaml")))
-    _, _, ab = compile_ruleset(read_manifests([str(a), str(b)]), options)
-    _, _, ba = compile_ruleset(read_manifests([str(b), str(a)]), options)
+    ab = compile_rules(read_manifests([str(a), str(b)]), options)[2].text
+    ba = compile_rules(read_manifests([str(b), str(a)]), options)[2].text
     assert ab == ba == _compile(case)

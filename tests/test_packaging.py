@@ -20,7 +20,7 @@ def test_the_wheel_ships_the_templates_and_compiles_from_them(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         shipped = sorted(n for n in z.namelist() if n.startswith("svcctl/templates/"))
         z.extractall(tmp_path / "site")
-    assert shipped == sorted(f"svcctl/templates/{p.name}" for p in (ROOT / "templates").glob("*.j2"))
+    assert shipped == sorted(f"svcctl/templates/{p.relative_to(ROOT / 'templates')}" for p in (ROOT / "templates").rglob("*.j2"))
     # Run from the unpacked wheel only (not the checkout): the packaged templates must be used.
     result = subprocess.run(
         [sys.executable, "-c", "from svcctl.cli import main; main()", "compile", str(ROOT / "examples" / "web.yaml"), "--node-name", "node-1"],
@@ -29,7 +29,7 @@ def test_the_wheel_ships_the_templates_and_compiles_from_them(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "chain svc-" in result.stdout
     import_path = subprocess.run(
-        [sys.executable, "-c", "import svcctl.render as r; print(r._template_dir())"],
+        [sys.executable, "-c", "import svcctl.nftables.render as r; print(r._template_dir())"],
         cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True, check=True,
     ).stdout.strip()
-    assert import_path == str(tmp_path / "site" / "svcctl" / "templates")
+    assert import_path == str(tmp_path / "site" / "svcctl" / "templates" / "nftables")

@@ -1,4 +1,4 @@
-"""Plan decisions (svcctl/plan.py) on small resolved inputs: the cascade arithmetic, which chains
+"""Plan decisions (svcctl/plan) as the nftables layout writes them (svcctl/nftables/layout.py), on small resolved inputs: the cascade arithmetic, which chains
 exist for each policy combination, which map each address lands in with which verdict, hairpin
 and affinity sets, names, the source-range firewall, address families. docs/nft-layout.md is the
 specification; the golden cases show the same decisions as rendered text."""
@@ -13,19 +13,12 @@ import pytest
 
 from svcctl.model import Protocol, ServiceType, TrafficPolicy
 from svcctl.options import Options
-from svcctl.plan import (
-    DROP,
-    NAME_MAX,
-    REJECT,
-    Family,
-    MasqueradeScope,
-    Ruleset,
-    Table,
-    Verdict,
-    cascade,
-    object_name,
-    plan,
-)
+from svcctl.nftables.layout import layout
+from svcctl.nftables.names import NAME_MAX, object_name
+from svcctl.nftables.objects import DROP, REJECT, Family, Ruleset, Table, Verdict
+from svcctl.plan import plan as neutral_plan
+from svcctl.plan.endpoints import cascade
+from svcctl.plan.model import MasqueradeScope
 from svcctl.resolve import Backend, ResolvedPort, ResolvedService, EndpointSource
 
 NODE = "node-1"
@@ -35,6 +28,10 @@ NAME_PATTERN = re.compile(r"^[a-z]+-[A-Z2-7]{8}-[a-z0-9./-]+$")
 
 
 # ---- building blocks ------------------------------------------------------------------------
+
+
+def plan(services: list[ResolvedService], options: Options) -> Ruleset:
+    return layout(neutral_plan(services, options), options.table)
 
 
 def ep(address: str, node: str = "node-2", port: int = 8080, ready: bool = True, serving: bool = True,
@@ -111,9 +108,9 @@ LOCAL_A, LOCAL_B, REMOTE = ep("10.244.1.2", NODE), ep("10.244.1.3", NODE), ep("1
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 10, 33])
 def test_cascade_moduli_and_equal_shares(n: int) -> None:
     backends = [ep(f"10.244.0.{i + 1}") for i in range(n)]
-    picks = cascade(backends, Family.IP, None)
+    picks = cascade(backends)
     assert [p.modulus for p in picks] == [*range(n, 1, -1), None]  # N, N-1, ..., 2, unconditional
-    assert [p.target for p in picks] == [f"10.244.0.{i + 1}:8080" for i in range(n)]
+    assert [(p.endpoint.address, p.endpoint.port) for p in picks] == [(f"10.244.0.{i + 1}", 8080) for i in range(n)]
     # Rule i is reached when no earlier rule matched and then matches with 1/modulus: 1/N each.
     reach, shares = Fraction(1), []
     for p in picks:
@@ -125,8 +122,8 @@ def test_cascade_moduli_and_equal_shares(n: int) -> None:
 
 
 def test_cascade_ipv6_targets_are_bracketed() -> None:
-    picks = cascade([ep("fd00:10:244::11"), ep("fd00:10:244::12", port=9090)], Family.IP6, None)
-    assert [p.target for p in picks] == ["[fd00:10:244::11]:8080", "[fd00:10:244::12]:9090"]
+    t = table(plan([svc(cluster_ips=("fd00:10:96::10",), backends=(ep("fd00:10:244::11"), ep("fd00:10:244::12", port=9090)))], OPTIONS), Family.IP6)
+    assert targets(t, "svc") == ["[fd00:10:244::11]:8080", "[fd00:10:244::12]:9090"]
 
 
 def test_service_chain_holds_the_cascade() -> None:
@@ -286,7 +283,7 @@ def test_a_clusterip_is_never_taken_over_by_another_services_external_ip() -> No
     ruleset = plan([a, b], OPTIONS)
     ips = elements(table(ruleset), "service-ips")
     assert ips[("10.96.0.2", "tcp", "80")].chain.endswith("default/b/tcp/http")
-    assert ruleset.warnings == ("ip: Service default/a: address 10.96.0.2 tcp 80 is already Service default/b's: no rule for it here",)
+    assert ruleset.warnings == ("IPv4: Service default/a: address 10.96.0.2 tcp 80 is already Service default/b's: no rule for it here",)
 
 
 def test_headless_and_unproxied_services_get_nothing() -> None:
@@ -506,16 +503,17 @@ def test_hostile_node_option_is_rejected(write, run_cli) -> None:  # type: ignor
 
 
 def test_the_frame_chains_are_the_hook_chains_the_template_writes():
-    # sync reloads a table that lacks one of FRAME_CHAINS: the list must follow the template.
+    # The frame is declared once (svcctl/nftables/frame.py): the template writes those chains
+    # and no other besides the per-port ones.
     from pathlib import Path
 
+    from svcctl.nftables.frame import FRAME_CHAINS
     from svcctl.options import build_options
+    from svcctl.pipeline import compile_rules
     from svcctl.sources import read_manifests
-    from svcctl.pipeline import compile_ruleset
-    from svcctl.sync import FRAME_CHAINS
 
     example = str(Path(__file__).resolve().parents[1] / "examples" / "web.yaml")
-    ruleset, text = compile_ruleset(read_manifests([example]), build_options({"node-name": "node-1"}))[1:]
-    declared = {line.split()[1] for line in text.splitlines() if line.startswith("\tchain ")}
-    per_port = {c.name for t in ruleset.tables for c in (*t.endpoint_chains, *t.external_chains)}
-    assert declared - per_port == FRAME_CHAINS
+    compiled = compile_rules(read_manifests([example]), build_options({"node-name": "node-1"}))[2]
+    declared = {line.split()[1] for line in compiled.text.splitlines() if line.startswith("\tchain ")}
+    per_port = {c.name for t in compiled.rules.tables for c in (*t.endpoint_chains, *t.external_chains)}
+    assert declared - per_port == {c.name for c in FRAME_CHAINS}

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from svcctl.kernel import Nft, Refused, in_throwaway_netns
+from svcctl.kernel import LOCK_DIR, Refused, in_throwaway_netns
+from svcctl.nftables import transport
 from svcctl.options import build_options
+from svcctl.pipeline import compile_rules
 from svcctl.sources import read_manifests
-from svcctl.pipeline import compile_ruleset
-from svcctl import transport
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 (network namespaces)"
@@ -80,7 +80,7 @@ def test_a_refused_transaction_changes_nothing_and_names_its_service(netns):
     assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
     before = listing(netns)
     options = build_options({"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16"]})
-    _, ruleset, text = compile_ruleset(read_manifests([EXAMPLE]), options)
+    ruleset = compile_rules(read_manifests([EXAMPLE]), options)[2].rules
     # Corrupt the plan the way a bug would: a pick pointing at an affinity set that does not exist.
     table = ruleset.tables[0]
     chain = next(c for c in table.endpoint_chains if "shop/web" in c.name)
@@ -90,22 +90,22 @@ def test_a_refused_transaction_changes_nothing_and_names_its_service(netns):
     bad = dataclasses.replace(ruleset, tables=(bad_table, *ruleset.tables[1:]))
 
     with pytest.raises(Refused) as refused:
-        subprocess_apply(netns, bad, text)
-    message = transport.describe_refusal(refused.value)
+        subprocess_apply(netns, bad)
+    message = refused.value.describe()
     assert message.startswith("the kernel refused the ruleset, nothing was changed: Error: ")
     assert "at line " in message and "aff-AAAAAAAA-shop/web/tcp/http/missing" in message  # the refused rule, quoted
     assert message.endswith("(Service shop/web port http/tcp)")
     assert listing(netns) == before
 
 
-def subprocess_apply(ns: str, ruleset, text: str) -> None:
+def subprocess_apply(ns: str, ruleset) -> None:
     """transport.apply inside ``ns``: libnftables talks to the namespace it was created in, so
     the call runs in a child that joined the namespace first."""
     fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
 
-    def in_ns(_: Nft) -> None:
+    def in_ns() -> None:
         os.setns(fd, os.CLONE_NEWNET) if hasattr(os, "setns") else _setns(fd)
-        transport.apply(ruleset, text)
+        transport.apply(ruleset)
 
     try:
         in_throwaway_netns(in_ns)
@@ -121,7 +121,7 @@ def _setns(fd: int) -> None:
 
 
 def test_applies_are_serialized_by_the_lock(netns):
-    lock = open(f"{transport.LOCK_DIR}/svcctl-svcctl.lock", "a+")
+    lock = open(f"{LOCK_DIR}/svcctl-svcctl.lock", "a+")
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         proc = subprocess.Popen(["ip", "netns", "exec", netns, SVCCTL, "apply", EXAMPLE, *NODE], stdout=subprocess.PIPE, text=True)

@@ -14,7 +14,6 @@ import typer
 
 from ..kernel import KernelError, Refused
 from ..problems import InvalidInput
-from ..transport import describe_refusal
 from .settings import REPORT
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_INVALID, EXIT_KERNEL, EXIT_BUG = 0, 1, 2, 3, 4
@@ -39,7 +38,7 @@ def main() -> None:
             print(line, file=sys.stderr)
         sys.exit(EXIT_INVALID)
     except Refused as err:
-        print(f"svcctl: {describe_refusal(err)}", file=sys.stderr)
+        print(f"svcctl: {err.describe()}", file=sys.stderr)
         sys.exit(EXIT_KERNEL)
     except KernelError as err:
         print(f"svcctl: {err}", file=sys.stderr)

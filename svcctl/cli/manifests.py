@@ -10,8 +10,8 @@ import typer
 
 from .. import show as show_output
 from ..options import Options
-from ..pipeline import compile_ruleset, read_inventory, read_services
-from ..plan import Ruleset
+from ..pipeline import compile_rules, read_inventory, read_services
+from ..plan import Plan
 from ..sources import read_manifests
 from ..validate import Inventory
 from .app import app
@@ -23,8 +23,8 @@ class Format(StrEnum):
     JSON = "json"
 
 
-def warn(ruleset: Ruleset) -> None:
-    for warning in ruleset.warnings:
+def warn(plan: Plan) -> None:
+    for warning in plan.warnings:
         typer.echo(f"svcctl: warning: {warning}", err=True)
 
 
@@ -64,7 +64,7 @@ def show(
 @with_options(*NODE_SETTINGS)
 def compile_(manifests: Manifests, options: Options, verbose: Verbose = False, all_problems: AllProblems = False) -> None:
     """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
-    inventory, ruleset, text = compile_ruleset(read_manifests(manifests), options)
+    inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
     say_skipped(inventory, verbose)
-    warn(ruleset)
-    sys.stdout.write(text)
+    warn(plan)
+    sys.stdout.write(compiled.text)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from .. import transport
+from ..backends import backend
 from ..options import Options
-from ..pipeline import compile_ruleset
+from ..pipeline import compile_rules
 from ..sources import read_manifests
 from .app import EXIT_DIFFERENT, EXIT_OK, app
 from .manifests import say_skipped, warn
@@ -27,17 +27,17 @@ def apply(
 ) -> None:
     """Load the ruleset into the kernel in one atomic transaction (only svcctl's tables).
     Exit 0 ok, 2 invalid input, 3 the kernel refused (nothing changed)."""
-    inventory, ruleset, text = compile_ruleset(read_manifests(manifests), options)
+    inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
     say_skipped(inventory, verbose)
-    warn(ruleset)
-    result = transport.apply(ruleset, text, dry_run=dry_run)
+    warn(plan)
+    result = backend(options.backend).apply(compiled, dry_run=dry_run)
     if dry_run:
         sys.stdout.write(result.diff)
-        typer.echo(f"dry run: the kernel accepts the ruleset; apply would send: {result.transaction.summary}", err=True)
+        typer.echo(f"dry run: the kernel accepts the ruleset; apply would send: {result.summary}", err=True)
         return
     for warning in result.warnings:
         typer.echo(f"svcctl: warning: {warning}", err=True)
-    typer.echo(f"applied: {result.transaction.summary}" if result.transaction.script else "unchanged: the kernel already holds this ruleset")
+    typer.echo(f"applied: {result.summary}" if result.changed else "unchanged: the kernel already holds this ruleset")
     if verbose and result.conntrack_deleted:
         typer.echo(f"cleared UDP conntrack entries to {len(result.conntrack_deleted)} removed endpoint(s)", err=True)
 
@@ -47,17 +47,17 @@ def apply(
 def diff(manifests: Manifests, options: Options, all_problems: AllProblems = False) -> None:
     """Unified diff between what is live and what apply would make live.
     Exit 0 no differences, 1 differences, 2 invalid input or error."""
-    _, ruleset, text = compile_ruleset(read_manifests(manifests), options)
-    changes = transport.diff(ruleset, text)
+    _, _, compiled = compile_rules(read_manifests(manifests), options, options.backend)
+    changes = backend(options.backend).diff(compiled)
     sys.stdout.write(changes)
     raise typer.Exit(EXIT_DIFFERENT if changes else EXIT_OK)
 
 
 @app.command()
-@with_options("table", "config")
+@with_options("table", "backend", "config")
 def delete(options: Options) -> None:
     """Remove svcctl's tables (ip and ip6) and nothing else. Exit 0, also when none was there."""
-    gone, foreign = transport.delete(options.table)
+    gone, foreign = backend(options.backend).delete(options)
     typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table} made by svcctl")
     for name in foreign:
         typer.echo(f"svcctl: left table {name} alone: svcctl did not make it", err=True)

@@ -1,0 +1,138 @@
+"""The apply decision: what to send so that the kernel holds the planned tables, given what is
+live (svcctl.nftables.live). Pure: no kernel here, tests feed it recorded listings.
+
+Per table:
+- missing: ``create table`` (refused if a table of that name exists that svcctl cannot see:
+  someone else's) and the whole table;
+- of another frame (its marker set ``frame-<hash>`` is absent: other node options, another
+  svcctl version): deleted and loaded whole, losing its session-affinity state;
+- of the same frame with a hook chain deleted by hand: reloaded whole in place, which restores
+  it and keeps the affinity state;
+- otherwise only what changed: chains whose name is new (a chain's name hashes its rules, so a
+  changed chain has a new name), elements added or removed, chains and affinity sets that are
+  gone. An unchanged plan sends nothing at all.
+"""
+
+from __future__ import annotations
+
+from .frame import AFFINITY, EXT, FRAME_CHAINS, PORT_CHAIN_KINDS, UDP_ENDPOINTS, per_port
+from .live import Key, LiveTable
+from .objects import Element, Ruleset, Table, Verdict
+from .transaction import (
+    AddElements,
+    AddObjects,
+    CreateTable,
+    DeleteChain,
+    DeleteElements,
+    DeleteSet,
+    DeleteTable,
+    LoadTable,
+    Operation,
+    TableRef,
+    Transaction,
+)
+
+_FRAME_CHAIN_NAMES = frozenset(c.name for c in FRAME_CHAINS)
+
+
+def _verdict_key(verdict: Verdict | None) -> tuple[str, str] | None:
+    return None if verdict is None else (verdict.kind.value, verdict.chain)
+
+
+def _removal_order(name: str) -> tuple[int, str]:
+    # A chain can only be deleted once nothing refers to it: ext- chains jump to svc-/local- ones.
+    return (0 if name.startswith(f"{EXT}-") else 1, name)
+
+
+def _stale(t: Table, live: LiveTable) -> tuple[list[str], list[str]]:
+    """Per-port chains and affinity sets that are live but no longer planned."""
+    wanted = {c.name for c in t.endpoint_chains} | {e.name for e in t.external_chains}
+    chains = sorted((n for n in live.chains if per_port(n, PORT_CHAIN_KINDS) and n not in wanted), key=_removal_order)
+    planned_sets = {s.name for s in t.sets}
+    sets = sorted(n for n in live.sets if per_port(n, (AFFINITY,)) and n not in planned_sets)
+    return chains, sets
+
+
+def table_update(t: Table, live: LiveTable) -> list[Operation]:
+    """The operations that turn a live table of the same frame into the planned one, in the
+    order they must run: new sets and chains first (elements and rules refer to them), old
+    elements out before new ones in, stale chains (and the sets their rules used) last."""
+    ref = TableRef(t.family, t.name)
+    ops: list[Operation] = []
+    new_sets = tuple(s for s in t.sets if s.dynamic and s.name not in live.sets)
+    new_endpoint_chains = tuple(c for c in t.endpoint_chains if c.name not in live.chains)
+    new_external_chains = tuple(e for e in t.external_chains if e.name not in live.chains)
+    if new_sets or new_endpoint_chains or new_external_chains:
+        ops.append(AddObjects(ref, new_sets, new_endpoint_chains, new_external_chains))
+    added = []
+    for s in t.static_sets:
+        have = live.elements.get(s.name, {})
+        want = {el.key: el for el in s.elements}
+        gone = tuple(Element(k) for k, v in have.items() if k not in want or _verdict_key(want[k].verdict) != v)
+        new = tuple(el for k, el in want.items() if k not in have or _verdict_key(el.verdict) != have[k])
+        if gone:
+            ops.append(DeleteElements(ref, s, gone))
+        if new:
+            added.append(AddElements(ref, s, new))
+    ops += added
+    chains, sets = _stale(t, live)
+    ops += [DeleteChain(ref, n) for n in chains]
+    ops += [DeleteSet(ref, n) for n in sets]
+    return ops
+
+
+def _udp_endpoints(t: Table) -> set[Key]:
+    return {el.key for s in t.static_sets if s.name == UDP_ENDPOINTS.name for el in s.elements}
+
+
+def _summary(ops: list[Operation]) -> str:
+    added = sum(len(o.endpoint_chains) + len(o.external_chains) for o in ops if isinstance(o, AddObjects))
+    removed = sum(isinstance(o, DeleteChain) for o in ops)
+    elements = sum(len(o.elements) for o in ops if isinstance(o, (AddElements, DeleteElements)))
+    return f"{added} chain(s) added, {removed} removed, {elements} element change(s)"
+
+
+def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str]) -> Transaction:
+    """What to send so that the kernel holds ``ruleset``; see the module docstring. ``frames``:
+    the planned frame marker of each table, by scope."""
+    removed_udp: set[Key] = set()
+    for t, lt in zip(ruleset.tables, live):
+        removed_udp |= set(lt.elements.get(UDP_ENDPOINTS.name, {})) - _udp_endpoints(t)
+    removed = tuple(sorted((ip, int(port)) for ip, port in removed_udp))
+    same_frame = [lt.exists and frames[t.scope] in lt.sets for t, lt in zip(ruleset.tables, live)]
+    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains for same, lt in zip(same_frame, live)]
+    if all(intact):
+        per_table = [(t, table_update(t, lt)) for t, lt in zip(ruleset.tables, live)]
+        changed = [(t, ops) for t, ops in per_table if ops]
+        if not changed:
+            return Transaction((), "unchanged", "no changes", removed)
+        summary = "; ".join(f"{t.family.value}: {_summary(ops)}" for t, ops in changed)
+        return Transaction(tuple(op for _, ops in changed for op in ops), "update", summary, removed)
+    # Otherwise load everything. Tables of another frame are deleted first (a flush cannot
+    # change a set's type or a hook chain's priority); tables of the same frame are reloaded in
+    # place, which keeps their affinity state, and lose their stale chains and sets at the end.
+    head: list[Operation] = []
+    tail: list[Operation] = []
+    created, replaced, reloaded = [], [], []
+    for t, lt, same, whole in zip(ruleset.tables, live, same_frame, intact):
+        ref = TableRef(t.family, t.name)
+        if not lt.exists:
+            head.append(CreateTable(ref))
+            created.append(t.scope)
+        elif not same:
+            head.append(DeleteTable(ref))
+            replaced.append(t.scope)
+        else:
+            if not whole:
+                reloaded.append(t.scope)
+            chains, sets = _stale(t, lt)
+            tail += [DeleteChain(ref, n) for n in chains] + [DeleteSet(ref, n) for n in sets]
+    summary = ", ".join(
+        x for x in (
+            f"created {' and '.join(created)}" if created else "",
+            f"replaced {' and '.join(replaced)} (new layout: session affinity state reset)" if replaced else "",
+            f"reloaded {' and '.join(reloaded)} (a hook chain was missing)" if reloaded else "",
+        ) if x
+    )
+    loads = [LoadTable(t) for t in ruleset.tables]
+    return Transaction((*head, *loads, *tail), "full", summary or "full reload", removed)

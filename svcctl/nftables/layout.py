@@ -1,0 +1,145 @@
+"""The plan (svcctl.plan) as nftables objects: names, elements, chains. The layout and the
+measurements behind it are in docs/nft-layout.md; in short:
+
+- Services are dispatched by named verdict maps keyed ``daddr . l4proto . dport`` (ClusterIPs,
+  externalIPs, LoadBalancer IPs) and ``l4proto . dport`` (NodePorts): one lookup per packet.
+- Each endpoint group is one chain holding the plan's probability cascade (per-endpoint chains
+  and anonymous maps make the kernel's load time grow quadratically, docs/kernel-notes.md).
+- Session affinity: one dynamic set per endpoint, holding the clients pinned to it.
+- Masquerading is decided by setting a mark bit; nat-postrouting masquerades marked packets.
+- Rejects and drops for ports without usable endpoints happen in filter chains (nat cannot reject).
+"""
+
+from __future__ import annotations
+
+from ..formats import packed_ip
+from ..plan.model import Action, Destination, EndpointGroup, ExternalRoute, FamilyPlan, NodePort, Plan, Target
+from . import frame
+from .frame import AFFINITY, EXT, LOCAL, SVC, SetSpec
+from .names import comment, object_name
+from .objects import (
+    DROP,
+    REJECT,
+    Element,
+    EndpointChain,
+    ExternalChain,
+    Family,
+    NamedSet,
+    Pick,
+    Ruleset,
+    Table,
+    Verdict,
+)
+
+_ACTIONS = {Action.REJECT: REJECT, Action.DROP: DROP}
+
+
+def layout(plan: Plan, table: str) -> Ruleset:
+    """One table named ``table`` per IP family."""
+    return Ruleset(tuple(_table(fp, table) for fp in plan.families), plan.warnings)
+
+
+def _key(d: Destination | NodePort) -> tuple[str, ...]:
+    if isinstance(d, Destination):
+        return (d.address, d.protocol.value.lower(), str(d.port))
+    return (d.protocol.value.lower(), str(d.port))
+
+
+def _address_order(address: str) -> bytes:
+    return packed_ip(address)  # type: ignore[return-value]  # valid: checked by validate
+
+
+class _Namer:
+    """Names of one table's per-port objects (chains name groups by object identity: the plan
+    refers to one group object from the dispatch entries and the route alike)."""
+
+    def __init__(self, family: Family):
+        self.family = family
+        self.names: dict[int, str] = {}
+
+    def affinity(self, ident: str, address: str, port: int) -> str:
+        return object_name(AFFINITY, f"{ident}/{address}-{port}")
+
+    def group(self, g: EndpointGroup) -> str:
+        name = self.names.get(id(g))
+        if name is None:
+            # The rules follow from the protocol, the affinity timeout and the targets in order
+            # (the moduli from their count, the affinity sets from ident and target).
+            targets = " ".join(self.family.endpoint(*p.endpoint) for p in g.picks)
+            proto = g.port.protocol.value.lower()
+            name = self.names[id(g)] = object_name(LOCAL if g.local else SVC, g.port.ident, f"{proto} {g.affinity_timeout} {targets}")
+        return name
+
+    def route(self, r: ExternalRoute) -> str:
+        name = self.names.get(id(r))
+        if name is None:
+            content = (r.mark_all, self.optional(r.pods_to), self.optional(r.node_to), self.optional(r.then_to))
+            name = self.names[id(r)] = object_name(EXT, r.port.ident, content)
+        return name
+
+    def optional(self, g: EndpointGroup | None) -> str:
+        return self.group(g) if g is not None else ""
+
+    def target(self, t: Target) -> Verdict:
+        return Verdict.goto(self.route(t) if isinstance(t, ExternalRoute) else self.group(t))
+
+
+def _table(fp: FamilyPlan, name: str) -> Table:
+    family = Family.of(fp.version)
+    namer = _Namer(family)
+    endpoint_chains: list[EndpointChain] = []
+    external_chains: list[ExternalChain] = []
+    affinity_sets: list[NamedSet] = []
+    for port in fp.ports:
+        ident, label = port.port.ident, port.port.label
+        affinity: dict[tuple[str, int], str] = {}
+        for g in port.groups:
+            timeout = g.affinity_timeout
+            picks = []
+            for p in g.picks:
+                aff = None
+                if timeout:
+                    aff = affinity.get(p.endpoint)
+                    if aff is None:  # one set per endpoint the port's chains refer to
+                        aff = affinity[p.endpoint] = namer.affinity(ident, *p.endpoint)
+                        affinity_sets.append(
+                            NamedSet(aff, (family.addr_type,), comment(label, f"affinity to {family.endpoint(*p.endpoint)}"), dynamic=True)
+                        )
+                picks.append(Pick(family.endpoint(*p.endpoint), p.modulus, aff))
+            what = "(local endpoints)" if g.local else ""
+            endpoint_chains.append(EndpointChain(namer.group(g), comment(label, what), g.port.protocol.value.lower(), tuple(picks), timeout))
+        r = port.route
+        if r is not None:
+            what = "(external, local endpoints)" if r.local_policy else "(external)"
+            external_chains.append(
+                ExternalChain(namer.route(r), comment(label, what), r.mark_all, namer.optional(r.pods_to), namer.optional(r.node_to), namer.optional(r.then_to))
+            )
+
+    hairpin = sorted({ip for p in fp.ports for ip in p.hairpin}, key=_address_order)
+    udp = sorted({e for p in fp.ports for e in p.udp_endpoints}, key=lambda e: (_address_order(e.address), e.port))
+    elements: dict[SetSpec, list[Element]] = {
+        frame.SERVICE_IPS: [Element(_key(d), namer.target(t)) for p in fp.ports for d, t in p.service_ips],
+        frame.SERVICE_NODEPORTS: [Element(_key(n), namer.target(t)) for p in fp.ports for n, t in p.node_ports],
+        frame.NO_ENDPOINT_SERVICES: [Element(_key(d), _ACTIONS[a]) for p in fp.ports for d, a in p.no_endpoint_ips],
+        frame.NO_ENDPOINT_NODEPORTS: [Element(_key(n), _ACTIONS[a]) for p in fp.ports for n, a in p.no_endpoint_node_ports],
+        frame.CLUSTER_IPS: [Element(_key(d)) for p in fp.ports for d in p.cluster_ips],
+        frame.FIREWALL_IPS: [Element(_key(d)) for p in fp.ports for d, _ in p.firewall],
+        frame.FIREWALL_ALLOW: [Element((*_key(d), r)) for p in fp.ports for d, ranges in p.firewall for r in ranges],
+        frame.HAIRPIN: [Element((ip, ip)) for ip in hairpin],
+        frame.UDP_ENDPOINTS: [Element((e.address, str(e.port))) for e in udp],
+        frame.CLUSTER_CIDRS: [Element((c,)) for c in fp.cluster_cidrs],
+        frame.NODEPORT_CIDRS: [Element((c,)) for c in fp.nodeport_cidrs],
+    }
+    static = tuple(
+        NamedSet(s.name, family.key_type(s), s.comment, is_map=s.is_map, interval=s.interval, elements=tuple(elements[s]))
+        for s in frame.STATIC_SETS
+    )
+    return Table(
+        family=family,
+        name=name,
+        masquerade=fp.masquerade,
+        nodeport_cidrs=bool(fp.nodeport_cidrs),
+        sets=(*sorted(affinity_sets, key=lambda s: s.name), *static),
+        endpoint_chains=tuple(endpoint_chains),
+        external_chains=tuple(external_chains),
+    )

@@ -1,0 +1,157 @@
+"""The plan as data, for any back end: what happens to a new connection to each Service address,
+in Kubernetes and packet words (a Service port's endpoint groups, where its addresses and node
+ports lead, which traffic is masqueraded, rejected or dropped). No back end's vocabulary here:
+the nftables and iptables back ends each turn this into their own objects and names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple, Union
+
+from ..model import Protocol
+
+
+class MasqueradeScope(StrEnum):
+    """Which traffic to a ClusterIP is masqueraded (besides external and hairpin traffic)."""
+
+    NONE = "none"  # no --cluster-cidr of this family, no --masquerade-all
+    OUTSIDE_CLUSTER = "outside-cluster"  # sources outside --cluster-cidr
+    ALL = "all"  # --masquerade-all
+
+
+class PortRef(NamedTuple):
+    """The Service port a part of the plan belongs to."""
+
+    namespace: str
+    name: str
+    port_name: str
+    port: int
+    protocol: Protocol
+
+    @property
+    def ident(self) -> str:
+        """``ns/name/proto/portname`` (or the port number when the port has no name): unique."""
+        return f"{self.namespace}/{self.name}/{self.protocol.value.lower()}/{self.port_name or self.port}"
+
+    @property
+    def label(self) -> str:
+        """``ns/name:portname/proto``, as people name a Service port."""
+        return f"{self.namespace}/{self.name}:{self.port_name or self.port}/{self.protocol.value.lower()}"
+
+    @property
+    def service(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class Endpoint(NamedTuple):
+    """A DNAT target: an endpoint's address (canonical text) and port."""
+
+    address: str
+    port: int
+
+
+class Pick(NamedTuple):
+    """One step of an endpoint cascade: a new connection that reaches it goes to ``endpoint``
+    with probability 1/``modulus`` (always, when ``modulus`` is None), else on to the next step."""
+
+    endpoint: Endpoint
+    modulus: int | None
+
+
+@dataclass(frozen=True)
+class EndpointGroup:
+    """The endpoints one Service port sends a connection to: all of its usable endpoints, or
+    (``local``) this node's. With ``affinity_timeout``, a client goes back to the endpoint it had
+    within that many seconds (ClientIP session affinity) before any new choice is made."""
+
+    port: PortRef
+    local: bool
+    picks: tuple[Pick, ...]
+    affinity_timeout: int | None
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(p.endpoint for p in self.picks)
+
+
+@dataclass(frozen=True)
+class ExternalRoute:
+    """Where traffic to a NodePort, externalIP or LoadBalancer IP of one Service port goes.
+
+    externalTrafficPolicy Cluster: marked for masquerade, then all endpoints. Local: pods (from
+    the cluster CIDR) and the node itself still reach all endpoints, as in kube-proxy; other
+    clients only this node's endpoints, with their source address kept."""
+
+    port: PortRef
+    local_policy: bool
+    mark_all: bool  # mark every packet for masquerade first
+    pods_to: EndpointGroup | None  # for sources in the cluster CIDRs
+    node_to: EndpointGroup | None  # for traffic from the node itself (marked for masquerade)
+    then_to: EndpointGroup | None  # for everything else; None: dropped by the filter check
+
+
+class Action(StrEnum):
+    """What happens to a new connection that has nowhere to go."""
+
+    REJECT = "reject"  # no usable endpoints: refused at once (TCP reset, ICMP unreachable)
+    DROP = "drop"  # usable endpoints, but none this traffic may use (Local policy)
+
+
+Target = Union[EndpointGroup, ExternalRoute]
+
+
+class Destination(NamedTuple):
+    """A service address and port: a ClusterIP, externalIP or LoadBalancer IP."""
+
+    address: str
+    protocol: Protocol
+    port: int
+
+
+class NodePort(NamedTuple):
+    protocol: Protocol
+    port: int
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """Everything one Service port contributes to one IP family's rules."""
+
+    port: PortRef
+    groups: tuple[EndpointGroup, ...]  # the all-endpoints group first, then the local one
+    route: ExternalRoute | None
+    service_ips: tuple[tuple[Destination, Target], ...]
+    node_ports: tuple[tuple[NodePort, Target], ...]
+    no_endpoint_ips: tuple[tuple[Destination, Action], ...]
+    no_endpoint_node_ports: tuple[tuple[NodePort, Action], ...]
+    cluster_ips: tuple[Destination, ...]  # ClusterIP ports with endpoints (masquerade scope applies)
+    firewall: tuple[tuple[Destination, tuple[str, ...]], ...]  # LB IP port -> allowed source CIDRs
+    hairpin: tuple[str, ...]  # endpoint addresses that may reach themselves through the Service
+    udp_endpoints: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True)
+class FamilyPlan:
+    """One IP family's rules: the Service ports' parts and the node-wide settings."""
+
+    version: int  # 4 or 6
+    masquerade: MasqueradeScope
+    cluster_cidrs: tuple[str, ...]  # merged, in address order
+    nodeport_cidrs: tuple[str, ...]  # --nodeport-addresses of this family, merged
+    ports: tuple[PortPlan, ...]  # in namespace/name order, then the Service's port order
+
+    @property
+    def groups(self) -> tuple[EndpointGroup, ...]:
+        return tuple(g for p in self.ports for g in p.groups)
+
+    @property
+    def routes(self) -> tuple[ExternalRoute, ...]:
+        return tuple(p.route for p in self.ports if p.route is not None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    families: tuple[FamilyPlan, ...]  # IPv4, then IPv6
+    warnings: tuple[str, ...] = ()  # what the input asks for that the rules cannot do
