@@ -54,10 +54,11 @@ def diff(manifests: Manifests, options: Options, all_problems: AllProblems = Fal
 
 
 @app.command()
-@with_options("table", "backend", "config")
+@with_options("table", "backend", "iptables_mode", "config")
 def delete(options: Options) -> None:
-    """Remove svcctl's tables (ip and ip6) and nothing else. Exit 0, also when none was there."""
-    gone, foreign = backend(options.backend).delete(options)
-    typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table} made by svcctl")
-    for name in foreign:
-        typer.echo(f"svcctl: left table {name} alone: svcctl did not make it", err=True)
+    """Remove svcctl's tables (nftables) or chains (iptables) and nothing else. Exit 0, also
+    when there was nothing to delete."""
+    said, notes = backend(options.backend).delete(options)
+    typer.echo(said)
+    for note in notes:
+        typer.echo(f"svcctl: {note}", err=True)

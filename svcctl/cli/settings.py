@@ -47,7 +47,8 @@ _SETTINGS: dict[str, Any] = {
     "table": Annotated[Optional[str], typer.Option("--table", help="Name of svcctl's nftables tables, one per family (default: svcctl).")],
     "service_cidr": Annotated[Optional[list[str]], typer.Option("--service-cidr", help="Ranges cluster IPs are allocated from, one per family (default: 10.96.0.0/12 and fd00:10:96::/112).")],
     "service_node_port_range": Annotated[Optional[str], typer.Option("--service-node-port-range", help="Valid node ports (default: 30000-32767).")],
-    "backend": Annotated[Optional[str], typer.Option("--backend", help="The kernel interface the rules are written for: nftables (default).")],
+    "backend": Annotated[Optional[str], typer.Option("--backend", help="The kernel interface the rules are written for: nftables (default) or iptables.")],
+    "iptables_mode": Annotated[Optional[str], typer.Option("--iptables-mode", help="With --backend iptables: auto (default: as the node uses it), nft (iptables-nft) or legacy (iptables-legacy).")],
     "config": Annotated[Optional[str], typer.Option("--config", help="YAML file with the same settings (flags win).")],
 }
 NODE_SETTINGS = tuple(_SETTINGS)  # compile, apply and diff take them all

@@ -1,0 +1,91 @@
+"""The apply decision: what to send so that a table holds svcctl's planned chains and jumps,
+given what it holds now. Pure: no kernel here; tests feed it recorded ``iptables-save`` output.
+
+Per table, one ``iptables-restore --noflush`` input (svcctl.iptables.state for the shapes):
+- a chain of svcctl's whose rules differ from the planned ones, or that is missing, is declared
+  (created, or emptied: with --noflush only declared chains are emptied) and written in full;
+  a chain whose rules are the planned ones is not mentioned at all;
+- a chain of svcctl's that is no longer planned is emptied and deleted;
+- each planned jump from a built-in chain is there exactly once: a missing one is inserted at
+  the top, one that is there is never moved, extra copies and jumps svcctl no longer plans are
+  deleted; other rules of the built-in chains are never touched;
+- nothing differs: nothing is sent.
+
+The same comparison undoes an apply (planned: the state read before it) and deletes
+svcctl's rules (planned: nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .frame import TableName
+from .objects import Family
+from .state import TableState, saved_form
+
+
+@dataclass(frozen=True)
+class TableUpdate:
+    family: Family
+    table: TableName
+    declare: tuple[str, ...]  # chains to create or empty: those written, then those deleted
+    rules: tuple[str, ...]  # the rules of the chains written
+    delete_jumps: tuple[tuple[str, str], ...]  # (built-in chain, rule)
+    insert_jumps: tuple[tuple[str, str], ...]  # each inserted at the top, in this order
+    delete_chains: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.declare or self.delete_jumps or self.insert_jumps)
+
+    @property
+    def written(self) -> int:
+        return len(self.declare) - len(self.delete_chains)
+
+
+def table_update(family: Family, table: TableName, planned: TableState, live: TableState) -> TableUpdate:
+    written = [
+        name for name, lines in planned.chains.items()
+        if (have := live.chains.get(name)) is None or len(have) != len(lines) or any(saved_form(a) != b for a, b in zip(lines, have))
+    ]
+    stale = [name for name in live.chains if name not in planned.chains]
+    delete_jumps, insert_jumps = [], []
+    for builtin in dict.fromkeys(b for b, _ in (*planned.jumps, *live.jumps)):
+        wanted = [saved_form(spec) for b, spec in planned.jumps if b == builtin]
+        seen: set[str] = set()
+        for b, spec in live.jumps:
+            if b == builtin:
+                if spec not in wanted or spec in seen:
+                    delete_jumps.append((builtin, spec))  # -D removes the first copy: one stays
+                seen.add(spec)
+        insert_jumps += [(builtin, spec) for spec in reversed(wanted) if spec not in seen]
+    return TableUpdate(
+        family,
+        table,
+        declare=(*written, *stale),
+        rules=tuple(line for name in written for line in planned.chains[name]),
+        delete_jumps=tuple(delete_jumps),
+        insert_jumps=tuple(insert_jumps),
+        delete_chains=tuple(stale),
+    )
+
+
+def summary(updates: list[TableUpdate], live_empty: bool) -> str:
+    """What an apply sent, in a few words, per family that changed."""
+    if live_empty:
+        return "created svcctl's chains in " + " and ".join(dict.fromkeys(u.family.short for u in updates))
+    parts = []
+    for family in dict.fromkeys(u.family for u in updates):
+        mine = [u for u in updates if u.family is family and u]
+        if not mine:
+            continue
+        counts = [
+            f"{sum(u.written for u in mine)} chain(s) written",
+            f"{sum(len(u.delete_chains) for u in mine)} removed",
+        ]
+        inserted, deleted = sum(len(u.insert_jumps) for u in mine), sum(len(u.delete_jumps) for u in mine)
+        if inserted:
+            counts.append(f"{inserted} jump(s) inserted")
+        if deleted:
+            counts.append(f"{deleted} jump(s) deleted")
+        parts.append(f"{family.short}: {', '.join(counts)}")
+    return "; ".join(parts) or "no changes"

@@ -1,0 +1,150 @@
+"""apply, dry-run, diff and delete: the iptables rules meet the kernel.
+
+An apply reads svcctl's part of the nat and filter tables of both families (iptables-save),
+decides per table what differs (svcctl.iptables.decide) and sends one iptables-restore
+--noflush per table that changed: filter before nat, IPv4 before IPv6. Each table is committed
+whole or not at all, but the four are separate commits: when one is refused, the tables
+committed before it in the same apply are put back as they were (the same decision, with the
+state read before as the plan), so that a refused apply changes nothing. Applies are serialized
+by svcctl's lock and, against other programs, by the xtables lock (``-w``).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from ..backends import ApplyResult
+from ..conntrack import forget_udp_flows
+from ..kernel import KernelError, in_throwaway_netns, locked
+from .decide import TableUpdate, summary, table_update
+from .frame import TableName
+from .objects import Family
+from .refusal import IptablesRefused, describe
+from .render import Planned, render
+from .state import TableState, listing, parse_save, udp_targets
+from .xtables import Mode, RestoreFailed, Xtables, detect
+
+LOCK = "iptables"  # svcctl's own lock (svcctl.kernel.locked), for every iptables apply and delete
+Live = dict[tuple[Family, TableName], TableState]
+
+
+def _live(saved: dict[Family, str]) -> Live:
+    return {(f, t): state for f in Family for t, state in parse_save(saved[f]).items()}
+
+
+def _reread(xt: Xtables, family: Family) -> dict[TableName, TableState]:
+    return parse_save(xt.save(family))
+
+
+def _undo(xt: Xtables, done: list[TableUpdate], before: Live) -> bool:
+    """Put the tables these updates changed back as they were; False if that failed too."""
+    try:
+        for u in reversed(done):
+            now = _reread(xt, u.family)[u.table]
+            back = table_update(u.family, u.table, before[(u.family, u.table)], now)
+            if back:
+                xt.restore(u.family, render([back]))
+    except (RestoreFailed, KernelError):
+        return False
+    return True
+
+
+def _commit(xt: Xtables, updates: list[TableUpdate], before: Live, owners: dict) -> None:  # type: ignore[type-arg]
+    """Send the updates one after the other; when one fails, undo those sent before it."""
+    done: list[TableUpdate] = []
+    for u in updates:
+        text = render([u])
+        try:
+            xt.restore(u.family, text)
+        except (RestoreFailed, KernelError) as err:
+            undone = _undo(xt, done, before)
+            if isinstance(err, RestoreFailed):
+                raise IptablesRefused(describe(str(err), text, f"{u.family.value} {u.table.value}", owners, not undone), text) from None
+            if not undone:
+                raise KernelError(f"{err} (some rules of an earlier table could not be put back: run apply again)") from None
+            raise
+        done.append(u)
+
+
+def _prove(xt: Xtables, plan: Planned) -> None:
+    """Load the whole ruleset into a throwaway network namespace with the same flavour: the
+    kernel's proof that it takes it (iptables-nft's --test only parses)."""
+    empty = plan.empty()
+
+    def load() -> None:
+        for family in Family:
+            updates = [table_update(f, t, s, empty[(f, t)]) for (f, t), s in plan.tables.items() if f is family]
+            text = render(updates)
+            try:
+                xt.restore(family, text)
+            except RestoreFailed as err:
+                raise IptablesRefused(describe(str(err), text, family.value, plan.owners, False), text) from None
+
+    in_throwaway_netns(load)
+
+
+def _listing(states: Live) -> list[str]:
+    out = []
+    for (family, table), state in states.items():
+        out += [f"# {family.value} {table.value}", *listing(state)]
+    return out
+
+
+def _diff(live: Live, plan: Planned) -> str:
+    return "".join(
+        difflib.unified_diff(
+            [f"{line}\n" for line in _listing({k: live[k] for k in plan.tables})],
+            [f"{line}\n" for line in _listing(plan.tables)],
+            fromfile="live", tofile="planned",
+        )
+    )
+
+
+def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
+    """Make the tables hold ``plan``, sending only the tables that differ. With ``dry_run``
+    nothing changes: the whole ruleset is loaded into a throwaway namespace, what apply would
+    send is checked with iptables-restore --test, and the diff is returned. Raises
+    IptablesRefused (nothing changed) or KernelError."""
+    with locked(LOCK):
+        xt, saved = detect(plan.mode)
+        live = _live(saved)
+        updates = [table_update(f, t, state, live[(f, t)]) for (f, t), state in plan.tables.items()]
+        changed = [u for u in updates if u]
+        fresh = not any(s.chains or s.jumps for s in live.values())
+        said = summary(updates, fresh) + (f" (iptables-{xt.mode.value})" if fresh else "")
+        if dry_run:
+            _prove(xt, plan)
+            for u in changed:
+                text = render([u])
+                try:
+                    xt.restore(u.family, text, test=True)
+                except RestoreFailed as err:
+                    raise IptablesRefused(describe(str(err), text, f"{u.family.value} {u.table.value}", plan.owners, False), text) from None
+            return ApplyResult(bool(changed), said, _diff(live, plan), (), ())
+        _commit(xt, changed, live, plan.owners)
+        gone = {e for (_, t), s in live.items() if t is TableName.NAT for e in udp_targets(s)} - plan.udp_endpoints
+        deleted, warnings = forget_udp_flows(tuple(sorted(gone)))
+        return ApplyResult(bool(changed), said, "", deleted, warnings)
+
+
+def diff(plan: Planned) -> str:
+    """Unified diff between svcctl's live chains and jumps and the planned ones; "" if none."""
+    _, saved = detect(plan.mode)
+    return _diff(_live(saved), plan)
+
+
+def delete(mode: Mode) -> tuple[str, tuple[str, ...]]:
+    """Delete svcctl's chains and the jumps to them, and nothing else."""
+    with locked(LOCK):
+        xt, saved = detect(mode)
+        live = _live(saved)
+        updates = [table_update(f, t, TableState(), state) for (f, t), state in live.items()]
+        changed = [u for u in updates if u]
+        flavour = f"iptables-{xt.mode.value}"
+        if not changed:
+            return f"nothing to delete: no svcctl chains in {flavour}", ()
+        _commit(xt, changed, live, {})
+        chains = sum(len(u.delete_chains) for u in changed)
+        jumps = sum(len(u.delete_jumps) for u in changed)
+        where = ", ".join(f"{u.family.short} {u.table.value}" for u in changed)
+        return f"deleted: {chains} chain(s) and {jumps} jump(s) of svcctl's in {flavour} ({where})", ()
