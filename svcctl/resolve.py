@@ -115,8 +115,8 @@ def resolve(inventory: Inventory, options: Options) -> list[ResolvedService]:
             slices[(e.obj.metadata.namespace, owner)].append(e.obj)
     endpoints = {(e.obj.metadata.namespace, e.obj.metadata.name): e.obj for e in inventory.endpoints}
     pods: dict[str, list[Pod]] = defaultdict(list)
-    for e in inventory.pods:
-        pods[e.obj.metadata.namespace].append(e.obj)
+    for p in inventory.pods:
+        pods[p.obj.metadata.namespace].append(p.obj)
     out = []
     for entry in sorted(inventory.services, key=lambda e: (e.obj.metadata.namespace, e.obj.metadata.name)):
         svc = entry.obj
@@ -137,7 +137,7 @@ def resolve(inventory: Inventory, options: Options) -> list[ResolvedService]:
     return out
 
 
-def _resolved(svc: Service, alloc: Allocation, source: Source, per_port: list[list[Backend]]) -> ResolvedService:
+def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port: list[list[Backend]]) -> ResolvedService:
     spec = svc.spec
     lb_ips: tuple[str, ...] = ()
     if spec.type is ServiceType.LOAD_BALANCER:
