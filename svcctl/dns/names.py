@@ -41,7 +41,7 @@ def endpoint_label(address: str) -> str:
     (CoreDNS pads only the end)."""
     if ":" not in address:
         return address.replace(".", "-")
-    label = address.replace(":", "-")
+    label = address.replace(":", "-").replace(".", "-")  # an IPv4-mapped address has both
     if label.endswith("-"):
         label += "0"
     if label.startswith("-"):
