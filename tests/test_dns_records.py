@@ -415,3 +415,8 @@ def test_bad_settings(given, message):
     with pytest.raises(InvalidInput) as err:
         dns_settings(given)
     assert err.value.lines() == [message]
+
+
+def test_2_4_2_unnamed_ports_have_no_srv_headless_either(write):
+    records = records_of(write, headless("db", ports=[{"port": 5432}]), pod("db-0", ["10.244.1.5"], "db", hostname="db-0", subdomain="db"))
+    assert {t for n, t, _ in records if n.endswith(BASE)} == {"A"}

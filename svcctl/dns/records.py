@@ -38,43 +38,34 @@ NAMESERVER_FALLBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
-class A:
-    address: str
+class _One:
+    """Data of one field, written as it is: an address in its canonical text (A, AAAA) or an
+    absolute domain name (NS, CNAME, PTR)."""
+
+    value: str
 
     def text(self) -> str:
-        return self.address
+        return self.value
 
 
-@dataclass(frozen=True, slots=True)
-class AAAA:
-    address: str
-
-    def text(self) -> str:
-        return self.address
+class A(_One):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class NS:
-    target: str
-
-    def text(self) -> str:
-        return self.target
+class AAAA(_One):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class CNAME:
-    target: str
-
-    def text(self) -> str:
-        return self.target
+class NS(_One):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class PTR:
-    target: str
+class CNAME(_One):
+    __slots__ = ()
 
-    def text(self) -> str:
-        return self.target
+
+class PTR(_One):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +76,25 @@ class TXT:
         return f'"{self.value}"'
 
 
+class _Fields:
+    """Data of several fields, written in their order, separated by blanks (RFC 1035 5.1)."""
+
+    __slots__ = ()
+
+    def text(self) -> str:
+        return " ".join(str(getattr(self, name)) for name in self.__slots__)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
-class SRV:
+class SRV(_Fields):
     priority: int
     weight: int
     port: int
     target: str
 
-    def text(self) -> str:
-        return f"{self.priority} {self.weight} {self.port} {self.target}"
-
 
 @dataclass(frozen=True, slots=True)
-class SOA:
+class SOA(_Fields):
     mname: str
     rname: str
     serial: int
@@ -105,9 +102,6 @@ class SOA:
     retry: int
     expire: int
     minimum: int
-
-    def text(self) -> str:
-        return f"{self.mname} {self.rname} {self.serial} {self.refresh} {self.retry} {self.expire} {self.minimum}"
 
 
 RData = Union[A, AAAA, NS, CNAME, PTR, TXT, SRV, SOA]
