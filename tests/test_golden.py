@@ -13,7 +13,6 @@ After an intended change, regenerate, then review the diff and run again:
 
 from __future__ import annotations
 
-import difflib
 import os
 import random
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from golden_check import check
 from svcctl.backends import Compiled
 from svcctl.nftables.render import Section, sections
 from svcctl.options import build_options
@@ -33,7 +33,6 @@ from svcctl.sources import read_config, read_manifests
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FRAMES = GOLDEN / "frame.nft"
-UPDATE = os.environ.get("SVCCTL_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
 FRAME_LINE = "# frame: {} (golden/frame.nft)\n"
 
@@ -64,25 +63,6 @@ def _frames_text() -> str:
     return "".join(f"# ==== frame: {variant}\n{frames[variant]}" for variant in sorted(frames))
 
 
-def _check(path: Path, actual: str, updated: list[str]) -> None:
-    """Compare, or in update mode write (and remember what changed, so the run fails)."""
-    expected = path.read_text() if path.exists() else None
-    if UPDATE:
-        if expected != actual:
-            path.write_text(actual)
-            updated.append(str(path.relative_to(GOLDEN.parent)))
-        return
-    assert expected is not None, f"{path}: missing; run with SVCCTL_UPDATE_GOLDEN=1 to create it"
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True), str(path), "svcctl compile"))
-        pytest.fail(f"compile output differs from {path} (SVCCTL_UPDATE_GOLDEN=1 to regenerate, then review):\n{diff}", pytrace=False)
-
-
-def _fail_if_updated(updated: list[str]) -> None:
-    if updated:
-        pytest.fail("updated, review with `git diff golden/` and run again: " + ", ".join(updated), pytrace=False)
-
-
 def test_there_are_cases() -> None:
     assert len(CASES) >= 30, CASES
 
@@ -93,15 +73,11 @@ def test_golden(name: str) -> None:
     parts = sections(compiled.rules)
     # The split is only a view: its parts are the compiled text, in order.
     assert compiled.text.split("\n", 1)[1] == "".join(p.text for p in parts)
-    updated: list[str] = []
-    _check(GOLDEN / name / "expected.nft", _case_text(parts), updated)
-    _fail_if_updated(updated)
+    check(GOLDEN / name / "expected.nft", _case_text(parts), "svcctl compile")
 
 
 def test_frames() -> None:
-    updated: list[str] = []
-    _check(FRAMES, _frames_text(), updated)
-    _fail_if_updated(updated)
+    check(FRAMES, _frames_text(), "the frames of svcctl compile")
 
 
 def test_a_frame_change_touches_only_the_frame_golden() -> None:
