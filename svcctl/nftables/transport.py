@@ -19,6 +19,7 @@ from .listing import normalize, unified_diff
 from .live import foreign, owned_tables, present_tables, read_live
 from .nft import Nft
 from .objects import Family, Ruleset
+from .frame import MARKER_PREFIX
 from .render import frame_name, render, render_ruleset
 from .transaction import CreateTable, DeleteTable, TableRef, Transaction
 
@@ -46,7 +47,15 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def live_listing(nft: Nft, ruleset: Ruleset) -> str:
-    return "".join(normalize(nft.listing(f"list table {t.scope}")) for t in ruleset.tables)
+    """The normalized listing of svcctl's tables. Raises KernelError for a table of svcctl's name
+    that lacks svcctl's marker: also one holding nothing svcctl's cheap listings see."""
+    out = []
+    for t in ruleset.tables:
+        text = nft.listing(f"list table {t.scope}")
+        if text and f"\tset {MARKER_PREFIX}" not in text:
+            raise foreign(t)
+        out.append(normalize(text))
+    return "".join(out)
 
 
 def planned_listing(ruleset: Ruleset) -> str:
@@ -102,7 +111,6 @@ def apply(ruleset: Ruleset, dry_run: bool = False) -> ApplyResult:
 def diff(ruleset: Ruleset) -> str:
     """Unified diff between the live tables and what apply would make live; "" if none."""
     nft = _privileged()
-    read_live(nft, ruleset, _frames(ruleset))  # refuses tables svcctl did not make, as apply does
     return unified_diff(live_listing(nft, ruleset), planned_listing(ruleset))
 
 
