@@ -17,7 +17,7 @@ from ..kernel import Refused, in_throwaway_netns, locked
 from .decide import transaction
 from .listing import normalize, unified_diff
 from .live import foreign, owned_tables, present_tables, read_live
-from .nft import Nft
+from .nft import Listing, Nft
 from .objects import Family, Ruleset
 from .frame import MARKER_PREFIX
 from .render import frame_name, listing, render, render_ruleset
@@ -46,12 +46,18 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def live_listing(nft: Nft, ruleset: Ruleset) -> str:
-    """The normalized listing of svcctl's tables. Raises KernelError for a table of svcctl's name
-    that lacks svcctl's marker: also one holding nothing svcctl's cheap listings see."""
+def scopes(table: str) -> list[str]:
+    """How nft names svcctl's tables of this name: ``ip svcctl``, ``ip6 svcctl``."""
+    return [f"{f.value} {table}" for f in Family]
+
+
+def live_listing(ruleset: Ruleset, texts: dict[str, str]) -> str:
+    """The normalized listing of svcctl's tables, from their ``nft list table`` texts. Raises
+    KernelError for a table of svcctl's name that lacks svcctl's marker: also one holding nothing
+    svcctl's cheap listings see."""
     out = []
     for t in ruleset.tables:
-        text = nft.listing(f"list table {t.scope}")
+        text = texts[t.scope]
         if text and f"\tset {MARKER_PREFIX}" not in text:
             raise foreign(t)
         out.append(normalize(text))
@@ -103,17 +109,18 @@ def apply(ruleset: Ruleset, dry_run: bool = False) -> ApplyResult:
             planned = planned_listing(ruleset)
             if tx:
                 _send(nft, ruleset, tx, dry_run=True)
-            return ApplyResult(bool(tx), tx.summary, unified_diff(live_listing(nft, ruleset), planned), (), ())
+            live_text = live_listing(ruleset, {t.scope: nft.listing(f"list table {t.scope}") for t in ruleset.tables})
+            return ApplyResult(bool(tx), tx.summary, unified_diff(live_text, planned), (), ())
         if tx:
             _send(nft, ruleset, tx, dry_run=False)
         deleted, warnings = forget_udp_flows(tx.removed_udp_endpoints)
         return ApplyResult(bool(tx), tx.summary, "", deleted, warnings)
 
 
-def diff(ruleset: Ruleset) -> str:
-    """Unified diff between the live tables and what apply would make live; "" if none."""
-    nft = _privileged()
-    return unified_diff(live_listing(nft, ruleset), planned_listing(ruleset))
+def diff(ruleset: Ruleset, live: Listing) -> str:
+    """Unified diff between the live tables (``live``: their listing, started before the plan
+    was compiled) and what apply would make live; "" if none."""
+    return unified_diff(live_listing(ruleset, live.texts()), planned_listing(ruleset))
 
 
 def delete(table: str) -> tuple[list[str], list[str]]:
