@@ -44,13 +44,18 @@ def apply(
 
 @app.command()
 @with_options(*NODE_SETTINGS)
-def diff(manifests: Manifests, options: Options, all_problems: AllProblems = False) -> None:
-    """Unified diff between what is live and what apply would make live.
-    Exit 0 no differences, 1 differences, 2 invalid input or error."""
+def diff(
+    manifests: Manifests,
+    options: Options,
+    raw: Annotated[bool, typer.Option("--raw", help="The kernel-level diff: rules and names as listed, hashes included.")] = False,
+    all_problems: AllProblems = False,
+) -> None:
+    """What apply would change: per Service port, then the rules (unified diff, live -> planned).
+    Exit 0 no differences, 1 differences, 2 invalid input, 3 the kernel cannot be read."""
     rules = backend(options.backend)
     live = rules.snapshot(options)  # read while the plan is compiled
     _, _, compiled = compile_rules(read_manifests(manifests), options, options.backend)
-    changes = rules.diff(compiled, live)
+    changes = rules.diff(compiled, live, raw)
     sys.stdout.write(changes)
     raise typer.Exit(EXIT_DIFFERENT if changes else EXIT_OK)
 
