@@ -59,3 +59,22 @@ def test_strip_hashes_only_touches_per_port_names() -> None:
     assert strip_hashes("goto svc-RKETNYKA-shop/web/tcp/http; @aff-ASAZEGWU-x; frame-29198bce9f753bef; reject-chain") == (
         "goto svc-shop/web/tcp/http; @aff-x; frame-29198bce9f753bef; reject-chain"
     )
+
+
+def test_colour_only_at_a_terminal_and_never_with_no_color(monkeypatch) -> None:
+    import io
+
+    from svcctl.cli import colour
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert colour.enabled(Terminal()) and not colour.enabled(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour.enabled(Terminal())
+    painted = colour.diff("# web: endpoint a -> b\n--- live\n+++ planned\n@@ -1 +1 @@\n-old\n+new\n same\n")
+    assert painted.splitlines()[4] == "\033[31m-old\033[0m" and painted.splitlines()[6] == " same"
+    assert painted.endswith("\n")
