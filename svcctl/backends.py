@@ -46,8 +46,14 @@ class Backend(Protocol):
         """One atomic transaction, only what changed. Raises svcctl.kernel.Refused (nothing
         changed) or KernelError (the kernel is out of reach)."""
 
-    def diff(self, compiled: Compiled) -> str:
-        """Unified diff live -> planned; "" when the kernel holds the plan. Raises KernelError."""
+    def snapshot(self, options: Options) -> Any:
+        """Start reading what is live (svcctl's rules of these options), to be handed to ``diff``:
+        the read may run while the plan is compiled. Raises KernelError."""
+
+    def diff(self, compiled: Compiled, live: Any, raw: bool = False) -> str:
+        """What apply would change, "" when the kernel holds the plan: per Service port, then the
+        rules without the names' hashes; with ``raw`` the unified diff of the back end's listings.
+        Raises KernelError."""
 
     def delete(self, options: Options) -> tuple[str, tuple[str, ...]]:
         """Remove svcctl's rules and nothing else: (what was deleted, or that nothing was, in one
