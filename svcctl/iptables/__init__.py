@@ -10,6 +10,7 @@ from ..plan import Plan
 from . import transport
 from .layout import layout
 from .render import planned, render_ruleset
+from .xtables import Saves
 
 __all__ = ["BACKEND"]
 
@@ -24,8 +25,11 @@ class Iptables:
     def apply(self, compiled: Compiled, dry_run: bool = False) -> ApplyResult:
         return transport.apply(compiled.rules, dry_run)
 
-    def diff(self, compiled: Compiled) -> str:
-        return transport.diff(compiled.rules)
+    def snapshot(self, options: Options) -> Saves:
+        return Saves(options.iptables_mode)
+
+    def diff(self, compiled: Compiled, live: Saves, raw: bool = False) -> str:
+        return transport.diff(compiled.rules, live, raw)
 
     def delete(self, options: Options) -> tuple[str, tuple[str, ...]]:
         return transport.delete(options.iptables_mode)

@@ -41,9 +41,11 @@ MASQ_OUTSIDE = f"{PREFIX}MASQ-OUTSIDE"  # marks sources outside --cluster-cidr
 POSTROUTING = f"{PREFIX}POSTROUTING"
 # filter
 FIREWALL = f"{PREFIX}FIREWALL"
+CLUSTER_IPS = f"{PREFIX}CLUSTER-IPS"  # what the dispatch left alone: to a ClusterIP (reject) ...
+SERVICE_CIDRS = f"{PREFIX}SERVICE-CIDRS"  # ... or elsewhere in the service CIDRs (drop)
 
 FRAME_CHAINS = {
-    TableName.FILTER: (FIREWALL, SERVICES, NODEPORTS),
+    TableName.FILTER: (FIREWALL, SERVICES, NODEPORTS, CLUSTER_IPS, SERVICE_CIDRS),
     TableName.NAT: (SERVICES, NODEPORTS, MARK_MASQ, MASQ_OUTSIDE, POSTROUTING),
 }
 
@@ -59,12 +61,20 @@ class Hook(NamedTuple):
 
 
 # In the order they stand in each built-in chain, from the top: an apply inserts a missing one
-# at the top and never moves one that is there (other tools' rules keep their places).
+# at the top and never moves one that is there (other tools' rules keep their places). ClusterIPs
+# are never the node's own addresses: their check needs no INPUT hook.
+_FIREWALL = (FIREWALL, "svcctl load balancer firewall")
+_SERVICES = (SERVICES, "svcctl service portals")
+_CLUSTER_IPS = (CLUSTER_IPS, "svcctl cluster IPs")
 HOOKS = {
     TableName.FILTER: tuple(
         Hook(builtin, chain, comment, new_only=True)
-        for builtin in ("INPUT", "FORWARD", "OUTPUT")
-        for chain, comment in ((FIREWALL, "svcctl load balancer firewall"), (SERVICES, "svcctl service portals"))
+        for builtin, chains in (
+            ("INPUT", (_FIREWALL, _SERVICES)),
+            ("FORWARD", (_FIREWALL, _SERVICES, _CLUSTER_IPS)),
+            ("OUTPUT", (_FIREWALL, _SERVICES, _CLUSTER_IPS)),
+        )
+        for chain, comment in chains
     ),
     TableName.NAT: (
         Hook("PREROUTING", SERVICES, "svcctl service portals"),

@@ -18,6 +18,8 @@ short, per family:
 
 from __future__ import annotations
 
+import ipaddress
+
 from ..plan.model import Action, Destination, EndpointGroup, ExternalRoute, FamilyPlan, MasqueradeScope, Plan, PortPlan, Target as PlanTarget
 from . import frame
 from .frame import EXT, FW, HOOKS, SEP, SVC, SVL, TableName
@@ -78,7 +80,7 @@ class _Port:
             for e in g.endpoints
             if g.affinity_timeout or e.address in hairpin
         }
-        internal = {id(t): d for d, t in port.service_ips if d in port.cluster_ips}
+        internal = {id(t): d for d, t in port.service_ips if isinstance(t, EndpointGroup)}
         for g in port.groups:
             self._sep_chains(g)
             self._add(self.group_names[id(g)], (*self._masquerade(internal.get(id(g))), *self._cascade(g)))
@@ -151,7 +153,7 @@ class _Port:
             rules.append(Rule(mark, comment=comment(label, "masquerade traffic from this node"), match=AddrType(source=True)))
             rules.append(Rule(Target.jump(self.optional(r.node_to)), comment=comment(label, "traffic from this node"), match=AddrType(source=True)))
         if r.then_to:
-            rules.append(Rule(Target.jump(self.optional(r.then_to))))
+            rules.append(Rule(Target.jump(self.optional(r.then_to)), comment=comment(label, "external traffic")))
         return tuple(rules)
 
 
@@ -172,6 +174,32 @@ def _nodeport_tail(family: Family, nodeport_cidrs: tuple[str, ...]) -> tuple[Rul
         *(Rule(to_nodeports, destination=family.network(c) if c else "", comment=NODEPORTS_COMMENT, match=AddrType(source=False))
           for c in nodeport_cidrs or ("",)),
     )
+
+
+def _cluster_ip_checks(family: Family, fp: FamilyPlan) -> tuple[Chain, Chain]:
+    """New connections the dispatch left alone (not DNATed): to a ClusterIP, on a port no Service
+    port holds, rejected at once; to another address in the service CIDRs, dropped (kube-proxy's
+    cluster-ips check). Only traffic into the service CIDRs goes through the list of ClusterIPs:
+    every new connection the node forwards or sends passes SVCCTL-CLUSTER-IPS."""
+    cidrs = [ipaddress.ip_network(c) for c in fp.service_cidrs]
+
+    def reject(ip: str) -> tuple[Rule, ...]:
+        what, address = "ClusterIP: no such Service port", family.network(ip)
+        return (
+            Rule(_reject(family, "tcp", Action.REJECT), destination=address, protocol="tcp", comment=what),
+            Rule(_reject(family, "", Action.REJECT), destination=address, comment=what),
+        )
+
+    inside = [ip for ip in fp.cluster_ips if any(ipaddress.ip_address(ip) in c for c in cidrs)]
+    outside = [ip for ip in fp.cluster_ips if ip not in inside]
+    top = (
+        *(Rule(Target.jump(frame.SERVICE_CIDRS), destination=family.network(c)) for c in fp.service_cidrs),
+        *(r for ip in outside for r in reject(ip)),
+    )
+    return Chain(frame.CLUSTER_IPS, top), Chain(frame.SERVICE_CIDRS, (
+        *(r for ip in inside for r in reject(ip)),
+        Rule(DROP, comment="service CIDR: no such Service"),
+    ))
 
 
 def _outside(family: Family, fp: FamilyPlan) -> tuple[Rule, ...]:
@@ -241,6 +269,7 @@ def _family(fp: FamilyPlan) -> FamilyRules:
         Chain(frame.FIREWALL, tuple(firewall)),
         Chain(frame.SERVICES, (*filter_services, *tail)),
         Chain(frame.NODEPORTS, tuple(filter_nodeports)),
+        *_cluster_ip_checks(family, fp),
         *firewall_chains,
     ), _jumps(TableName.FILTER))
     udp = frozenset((e.address, e.port) for plan in fp.ports for e in plan.udp_endpoints)

@@ -14,15 +14,17 @@ from __future__ import annotations
 import difflib
 
 from ..backends import ApplyResult
+from ..changes import port_changes
 from ..conntrack import forget_udp_flows
 from ..kernel import KernelError, in_throwaway_netns, locked
+from .changes import port_states
 from .decide import TableUpdate, summary, table_update
 from .frame import TableName
 from .objects import Family
 from .refusal import IptablesRefused, describe
 from .render import Planned, render
 from .state import TableState, listing, parse_save, udp_targets
-from .xtables import Mode, RestoreFailed, Xtables, detect
+from .xtables import Mode, RestoreFailed, Saves, Xtables
 
 LOCK = "iptables"  # svcctl's own lock (svcctl.kernel.locked), for every iptables apply and delete
 Live = dict[tuple[Family, TableName], TableState]
@@ -86,18 +88,25 @@ def _prove(xt: Xtables, plan: Planned) -> None:
 def _listing(states: Live) -> list[str]:
     out = []
     for (family, table), state in states.items():
-        out += [f"# {family.value} {table.value}", *listing(state)]
+        out += [f"# {family.value} {table.value}\n", *(f"{line}\n" for line in listing(state))]
     return out
 
 
-def _diff(live: Live, plan: Planned) -> str:
-    return "".join(
-        difflib.unified_diff(
-            [f"{line}\n" for line in _listing({k: live[k] for k in plan.tables})],
-            [f"{line}\n" for line in _listing(plan.tables)],
-            fromfile="live", tofile="planned",
-        )
-    )
+def _by_table(states: Live) -> dict[TableName, list[TableState]]:
+    out: dict[TableName, list[TableState]] = {}
+    for (_, table), state in states.items():
+        out.setdefault(table, []).append(state)
+    return out
+
+
+def _diff(live: Live, plan: Planned, raw: bool = False) -> str:
+    """What apply would change: "" when nothing; else one line per changed Service port (unless
+    ``raw``), then the unified diff of svcctl's chains and jumps, live and planned."""
+    before, after = _listing({k: live[k] for k in plan.tables}), _listing(plan.tables)
+    if before == after:
+        return ""
+    head = "" if raw else "".join(f"# {line}\n" for line in port_changes(port_states(_by_table(live)), port_states(_by_table(plan.tables))))
+    return head + "".join(difflib.unified_diff(before, after, fromfile="live", tofile="planned"))
 
 
 def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
@@ -106,12 +115,12 @@ def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
     send is checked with iptables-restore --test, and the diff is returned. Raises
     IptablesRefused (nothing changed) or KernelError."""
     with locked(LOCK):
-        xt, saved = detect(plan.mode)
+        xt, saved = Saves(plan.mode).choose()
         live = _live(saved)
         updates = [table_update(f, t, state, live[(f, t)]) for (f, t), state in plan.tables.items()]
         changed = [u for u in updates if u]
         fresh = not any(s.chains or s.jumps for s in live.values())
-        said = summary(updates, fresh) + (f" (iptables-{xt.mode.value})" if fresh else "")
+        said = summary(updates, fresh) + (f" ({xt.flavour})" if fresh else "")
         if dry_run:
             _prove(xt, plan)
             for u in changed:
@@ -127,24 +136,23 @@ def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
         return ApplyResult(bool(changed), said, "", deleted, warnings)
 
 
-def diff(plan: Planned) -> str:
-    """Unified diff between svcctl's live chains and jumps and the planned ones; "" if none."""
-    _, saved = detect(plan.mode)
-    return _diff(_live(saved), plan)
+def diff(plan: Planned, live: Saves, raw: bool = False) -> str:
+    """What apply would change (``live``: iptables-save started before the plan was compiled)."""
+    _, saved = live.choose()
+    return _diff(_live(saved), plan, raw)
 
 
 def delete(mode: Mode) -> tuple[str, tuple[str, ...]]:
     """Delete svcctl's chains and the jumps to them, and nothing else."""
     with locked(LOCK):
-        xt, saved = detect(mode)
+        xt, saved = Saves(mode).choose()
         live = _live(saved)
         updates = [table_update(f, t, TableState(), state) for (f, t), state in live.items()]
         changed = [u for u in updates if u]
-        flavour = f"iptables-{xt.mode.value}"
         if not changed:
-            return f"nothing to delete: no svcctl chains in {flavour}", ()
+            return f"nothing to delete: no svcctl chains in {xt.flavour}", ()
         _commit(xt, changed, live, {})
         chains = sum(len(u.delete_chains) for u in changed)
         jumps = sum(len(u.delete_jumps) for u in changed)
         where = ", ".join(f"{u.family.short} {u.table.value}" for u in changed)
-        return f"deleted: {chains} chain(s) and {jumps} jump(s) of svcctl's in {flavour} ({where})", ()
+        return f"deleted: {chains} chain(s) and {jumps} jump(s) of svcctl's in {xt.flavour} ({where})", ()

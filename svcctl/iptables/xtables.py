@@ -1,7 +1,8 @@
 """The one place that runs iptables programs: ``<family>-<mode>-save`` and ``-restore``, for
 iptables-nft (``nft``: rules in nf_tables) or iptables-legacy (``legacy``: the x_tables kernel
 interface). The two keep separate rule sets that both see every packet, so svcctl writes all of
-its rules with one of them: the one the node uses (``detect``), or the one --iptables-mode names.
+its rules with one of them: the one the node uses (``Saves.choose``), or the one --iptables-mode
+names.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from ..kernel import KernelError
+
+from ..kernel import KernelError, Started
 from ..options import IptablesMode as Mode
 from .frame import PREFIX
 from .objects import Family
@@ -18,6 +20,7 @@ from .objects import Family
 LOCK_WAIT = 5  # seconds iptables-restore waits for the xtables lock (-w), as kube-proxy passes
 # kubelet (1.17+, 1.24+) creates these in the mangle table with the iptables it uses itself.
 _KUBELET_HINT = re.compile(r"^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY) ", re.MULTILINE)
+NOT_INSTALLED = "iptables is not installed: install iptables 1.8 or later (Debian: apt-get install iptables)"
 
 
 class RestoreFailed(Exception):
@@ -44,9 +47,20 @@ def _machine_problem(error: str, program: str) -> str | None:
     return None
 
 
+def _saved(program: str, started: Started) -> str:
+    status, text, error = started.wait()
+    if status != 0:
+        raise KernelError(_machine_problem(error, program) or f"{program} failed: {error.strip() or f'exit status {status}'}")
+    return text
+
+
 @dataclass(frozen=True)
 class Xtables:
     mode: Mode  # nft or legacy
+
+    @property
+    def flavour(self) -> str:
+        return f"iptables-{self.mode.value}"
 
     def program(self, family: Family, action: str) -> str:
         """``iptables-nft-restore``, ``ip6tables-legacy-save``, ...; KernelError if missing."""
@@ -56,14 +70,10 @@ class Xtables:
         return name
 
     def save(self, family: Family) -> str:
-        """Every table of the family as iptables-save prints it (no -t: for legacy, naming a
-        table would make the kernel create it). Raises KernelError."""
+        """Every table of the family as iptables-save prints it (no -t: for iptables-legacy,
+        naming a table would make the kernel create it). Raises KernelError."""
         program = self.program(family, "save")
-        done = subprocess.run([program], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            problem = _machine_problem(done.stderr, program)
-            raise KernelError(problem or f"{program} failed: {done.stderr.strip() or f'exit status {done.returncode}'}")
-        return done.stdout
+        return _saved(program, Started([program]))
 
     def restore(self, family: Family, text: str, test: bool = False) -> None:
         """Load ``text`` with --noflush: each table in it is committed whole or not at all (the
@@ -84,30 +94,39 @@ def installed(mode: Mode) -> bool:
     return all(shutil.which(f"{f.value}-{mode.value}-{a}") for f in Family for a in ("save", "restore"))
 
 
-def detect(requested: Mode) -> tuple[Xtables, dict[Family, str]]:
-    """The flavour to use, and what its iptables-save printed per family (read anyway).
+class Saves:
+    """iptables-save of both families, for the flavour asked for or, with ``auto``, for each one
+    installed; the programs run while svcctl does other work (diff compiles the plan meanwhile)."""
 
-    ``auto``: where svcctl's chains are, so that a re-apply never writes a second set in the
-    other flavour; otherwise as kube-proxy's image decides (kubernetes-sigs/iptables-wrappers):
-    nft if kubelet's hint chains are in iptables-nft's mangle table, legacy if they are in
-    iptables-legacy's, else nft. Raises KernelError when svcctl's chains are in both, or when
-    no flavour is installed."""
-    if requested is not Mode.AUTO:
-        xt = Xtables(requested)
-        return xt, {f: xt.save(f) for f in Family}
-    saved: dict[Mode, dict[Family, str]] = {}
-    for mode in (Mode.NFT, Mode.LEGACY):
-        if installed(mode):
-            xt = Xtables(mode)
-            saved[mode] = {f: xt.save(f) for f in Family}
-    if not saved:
-        raise KernelError("iptables is not installed: install iptables 1.8 or later (Debian: apt-get install iptables)")
-    with_chains = [m for m, texts in saved.items() if any(f"\n:{PREFIX}" in text for text in texts.values())]
-    if len(with_chains) > 1:
-        raise KernelError(
-            "svcctl's chains are in both iptables-nft and iptables-legacy: choose one with --iptables-mode "
-            "and remove the other's with `svcctl delete --backend iptables --iptables-mode <the other>`"
-        )
-    hinted = [m for m, texts in saved.items() if any(_KUBELET_HINT.search(text) for text in texts.values())]
-    mode = (with_chains or hinted or [m for m in (Mode.NFT, Mode.LEGACY) if m in saved])[0]
-    return Xtables(mode), saved[mode]
+    def __init__(self, requested: Mode) -> None:
+        self.requested = requested
+        modes = [requested] if requested is not Mode.AUTO else [m for m in (Mode.NFT, Mode.LEGACY) if installed(m)]
+        if not modes:
+            raise KernelError(NOT_INSTALLED)
+        self._started = {}
+        for mode in modes:
+            for family in Family:
+                program = Xtables(mode).program(family, "save")
+                self._started[(mode, family)] = (program, Started([program]))
+
+    def choose(self) -> tuple[Xtables, dict[Family, str]]:
+        """The flavour to use, and what its iptables-save printed per family. Raises KernelError.
+
+        ``auto``: where svcctl's chains are, so that a re-apply never writes a second set in the
+        other flavour; otherwise as kube-proxy's image decides (kubernetes-sigs/iptables-wrappers):
+        nft if kubelet's hint chains are in iptables-nft's tables, legacy if they are in
+        iptables-legacy's, else nft. svcctl's chains in both: KernelError."""
+        saved: dict[Mode, dict[Family, str]] = {}
+        for (mode, family), (program, started) in self._started.items():
+            saved.setdefault(mode, {})[family] = _saved(program, started)
+        if self.requested is not Mode.AUTO:
+            return Xtables(self.requested), saved[self.requested]
+        with_chains = [m for m, texts in saved.items() if any(f"\n:{PREFIX}" in text for text in texts.values())]
+        if len(with_chains) > 1:
+            raise KernelError(
+                "svcctl's chains are in both iptables-nft and iptables-legacy: choose one with --iptables-mode "
+                "and remove the other's with `svcctl delete --backend iptables --iptables-mode <the other>`"
+            )
+        hinted = [m for m, texts in saved.items() if any(_KUBELET_HINT.search(text) for text in texts.values())]
+        mode = (with_chains or hinted or list(saved))[0]
+        return Xtables(mode), saved[mode]
