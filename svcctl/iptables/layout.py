@@ -233,7 +233,7 @@ def _family(fp: FamilyPlan) -> FamilyRules:
     firewall_chains = []
     for p, plan in zip(ports, fp.ports):
         for d, t in plan.service_ips:
-            what = "external IP" if isinstance(t, ExternalRoute) else "cluster IP"
+            what = "external address" if isinstance(t, ExternalRoute) else "cluster IP"
             nat_services.append(rule(d, p.label, what, Target.jump(p.target(t))))
         for n, t in plan.node_ports:
             nat_nodeports.append(Rule(Target.jump(p.target(t)), protocol=p.proto, comment=comment(p.label), dport=n.port))

@@ -47,7 +47,7 @@ def describe(error: str, script: str, what: str, owners: dict[str, PortRef], cha
             number = int(at[1])
         elif line:
             number = int(line[1])
-            reasons.append(line[2] or f"line {number} failed")
+            reasons += [line[2]] if line[2] else []
         else:
             reasons.append(text.rstrip(":"))
     lines = script.splitlines()
@@ -57,4 +57,4 @@ def describe(error: str, script: str, what: str, owners: dict[str, PortRef], cha
     owner = f" ({_owner_text(owners[names[0]])})" if names else ""
     where = f" at line {number} of the {what} input" + (f": {quoted}" if quoted and quoted != "COMMIT" else "")
     outcome = "some rules of an earlier table could not be put back, run apply again" if changed else "nothing was changed"
-    return f"iptables refused the rules, {outcome}: {'; '.join(reasons) or 'no reason given'}{where if number else ''}{owner}"
+    return f"iptables refused the rules, {outcome}: {'; '.join(reasons) or 'iptables-restore gave no reason'}{where if number else ''}{owner}"
