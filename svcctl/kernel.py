@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, TypeVar
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
+CAP_NET_ADMIN = 12
 LOCK_DIR = "/run/lock"
 
 
@@ -36,6 +37,16 @@ class Refused(KernelError):
         """What to tell the user (back ends say more: the line refused, its Service)."""
         first = str(self).splitlines()[0] if str(self) else "no reason given"
         return f"the kernel refused the rules, nothing was changed: {first}"
+
+
+def has_net_admin() -> bool:
+    """Whether this process holds CAP_NET_ADMIN (in its effective set): needed to read and change
+    the rules of its network namespace."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
+    return False
 
 
 @contextmanager

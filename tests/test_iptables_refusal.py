@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 
 from svcctl.iptables.refusal import describe
-from svcctl.model import Protocol
-from svcctl.plan.model import PortRef
 
 RECORDED = json.loads((Path(__file__).resolve().parent / "kernel" / "iptables-refused.json").read_text())
-OWNERS = {
-    "SVCCTL-SVC-AAAAAAAAAAAAAAAA": PortRef("shop", "web", "http", 80, Protocol.TCP),
-    "SVCCTL-SEP-BBBBBBBBBBBBBBBB": PortRef("shop", "web", "http", 80, Protocol.TCP),
-}
+OWNERS = {"SVCCTL-SVC-AAAAAAAAAAAAAAAA": "shop/web/tcp/http", "SVCCTL-SEP-BBBBBBBBBBBBBBBB": "shop/web/tcp/http"}
 EXPECTED = {
     ("legacy", "missing-chain"): "Couldn't load target `SVCCTL-SEP-BBBBBBBBBBBBBBBB':No such file or directory at line 3 of the iptables nat input: "
                                  "-A SVCCTL-SVC-AAAAAAAAAAAAAAAA -j SVCCTL-SEP-BBBBBBBBBBBBBBBB (Service shop/web port http/tcp)",

@@ -5,6 +5,7 @@ rules say which port they belong to as well as the planned ones do."""
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 from ..changes import PortState
 from .frame import EXT, NODEPORTS, PREFIX, SERVICES, SVC, SVL, TableName
@@ -15,6 +16,21 @@ _DESTINATION = re.compile(r" -d ([^ /]+)")
 _PROTOCOL = re.compile(r" -p (\w+)")
 _DPORT = re.compile(r" --dport (\d+)")
 _SECONDS = re.compile(r" --rcheck --seconds (\d+)")
+
+
+def owners(states: Iterable[TableState]) -> dict[str, str]:
+    """Chain -> the Service port (PortRef.ident) its rules name: for the live chains, which the
+    plan may no longer have."""
+    found = {}
+    for state in states:
+        for chain, lines in state.chains.items():
+            for line in lines:
+                comment = _COMMENT.search(line)
+                if comment:
+                    namespace, name, port, proto, _ = comment.groups()
+                    found[chain] = f"{namespace}/{name}/{proto}/{port}"
+                    break
+    return found
 
 
 def port_states(tables: dict[TableName, list[TableState]]) -> dict[str, PortState]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 
 from ..kernel import Refused
-from ..plan.model import PortRef
 from .frame import PREFIX
 
 _PROGRAM = re.compile(r"^\S*tables\S*-restore(?: v[\d.]+ \([^)]*\))?: ?")
@@ -29,13 +28,15 @@ class IptablesRefused(Refused):
         return str(self)
 
 
-def _owner_text(ref: PortRef) -> str:
-    return f"Service {ref.namespace}/{ref.name} port {ref.port_name or ref.port}/{ref.protocol.value.lower()}"
+def _owner_text(ident: str) -> str:
+    namespace, name, proto, port = ident.split("/")
+    return f"Service {namespace}/{name} port {port}/{proto}"
 
 
-def describe(error: str, script: str, what: str, owners: dict[str, PortRef], changed: bool) -> str:
-    """``what``: which input (``iptables nat``); ``changed``: whether tables committed before this
-    one could not be put back."""
+def describe(error: str, script: str, what: str, owners: dict[str, str], changed: bool) -> str:
+    """``what``: which input (``iptables nat``); ``owners``: chain -> the Service port it was made
+    for (PortRef.ident); ``changed``: whether tables committed before this one could not be put
+    back."""
     reasons, number = [], 0
     for raw in error.splitlines():
         text = _PROGRAM.sub("", raw.strip()).strip()

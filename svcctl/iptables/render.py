@@ -12,7 +12,6 @@ from typing import Iterable
 
 import jinja2
 
-from ..plan.model import PortRef
 from ..templating import environment
 from .decide import TableUpdate, table_update
 from .frame import TableName
@@ -46,7 +45,7 @@ class Planned:
     mode: Mode
     tables: dict[tuple[Family, TableName], TableState]  # in the order an apply commits them
     udp_endpoints: frozenset[tuple[str, int]]  # of both families
-    owners: dict[str, PortRef]  # chain name -> the Service port it was made for
+    owners: dict[str, str]  # chain name -> the Service port it was made for (PortRef.ident)
     warnings: tuple[str, ...]
 
     def empty(self) -> dict[tuple[Family, TableName], TableState]:
@@ -57,7 +56,7 @@ def planned(ruleset: Ruleset, mode: Mode) -> Planned:
     """Render every rule once; the lines are what an apply compares and sends."""
     template = _environment().get_template("rules.j2")
     tables: dict[tuple[Family, TableName], TableState] = {}
-    owners: dict[str, PortRef] = {}
+    owners: dict[str, str] = {}
     for fr in ruleset.families:
         for t in fr.tables:
             blocks = [(f"-A {c.name}", c.rules) for c in t.chains] + [(f"-A {j.builtin}", (j.rule,)) for j in t.jumps]
@@ -67,7 +66,7 @@ def planned(ruleset: Ruleset, mode: Mode) -> Planned:
                 chains[c.name] = tuple(lines[at : at + len(c.rules)])
                 at += len(c.rules)
                 if c.owner is not None:
-                    owners[c.name] = c.owner
+                    owners[c.name] = c.owner.ident
             jumps = tuple((j.builtin, line[len(j.builtin) + 4 :]) for j, line in zip(t.jumps, lines[at:]))
             tables[(fr.family, t.name)] = TableState(chains, jumps)
     udp = frozenset(e for fr in ruleset.families for e in fr.udp_endpoints)

@@ -81,6 +81,11 @@ def parse_save(text: str) -> dict[TableName, TableState]:
     return states
 
 
+def present(text: str) -> set[TableName]:
+    """The tables of ``iptables-save`` output: those that exist in the kernel."""
+    return {t for t in TableName if f"\n*{t.value}\n" in f"\n{text}"}
+
+
 def udp_targets(state: TableState) -> set[tuple[str, int]]:
     """The UDP endpoints the chains DNAT to."""
     found = set()

@@ -16,18 +16,26 @@ import difflib
 from ..backends import ApplyResult
 from ..changes import port_changes
 from ..conntrack import forget_udp_flows
-from ..kernel import KernelError, in_throwaway_netns, locked
+from ..kernel import KernelError, has_net_admin, in_throwaway_netns, locked
+from .changes import owners as live_owners
 from .changes import port_states
 from .decide import TableUpdate, summary, table_update
 from .frame import TableName
 from .objects import Family
 from .refusal import IptablesRefused, describe
 from .render import Planned, render
-from .state import TableState, listing, parse_save, udp_targets
-from .xtables import Mode, RestoreFailed, Saves, Xtables
+from .state import TableState, listing, parse_save, present, udp_targets
+from .xtables import NEEDS_ROOT, Mode, RestoreFailed, Saves, Xtables
 
 LOCK = "iptables"  # svcctl's own lock (svcctl.kernel.locked), for every iptables apply and delete
 Live = dict[tuple[Family, TableName], TableState]
+
+
+def _privileged() -> None:
+    """Before svcctl's lock (whose file only root may open): the one sentence for a user
+    without the privileges, as iptables itself would refuse."""
+    if not has_net_admin():
+        raise KernelError(NEEDS_ROOT)
 
 
 def _live(saved: dict[Family, str]) -> Live:
@@ -51,8 +59,10 @@ def _undo(xt: Xtables, done: list[TableUpdate], before: Live) -> bool:
     return True
 
 
-def _commit(xt: Xtables, updates: list[TableUpdate], before: Live, owners: dict) -> None:  # type: ignore[type-arg]
-    """Send the updates one after the other; when one fails, undo those sent before it."""
+def _commit(xt: Xtables, updates: list[TableUpdate], before: Live, planned: dict[str, str]) -> None:
+    """Send the updates one after the other; when one fails, undo those sent before it.
+    ``planned``: the planned chains' Service ports (the live ones' are read from their rules)."""
+    owners = {**live_owners(before.values()), **planned}
     done: list[TableUpdate] = []
     for u in updates:
         text = render([u])
@@ -114,6 +124,7 @@ def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
     nothing changes: the whole ruleset is loaded into a throwaway namespace, what apply would
     send is checked with iptables-restore --test, and the diff is returned. Raises
     IptablesRefused (nothing changed) or KernelError."""
+    _privileged()
     with locked(LOCK):
         xt, saved = Saves(plan.mode).choose()
         live = _live(saved)
@@ -123,7 +134,9 @@ def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
         said = summary(updates, fresh) + (f" ({xt.flavour})" if fresh else "")
         if dry_run:
             _prove(xt, plan)
-            for u in changed:
+            # --test on the live tables; not on a table that does not exist yet: iptables-legacy
+            # would create it to test against (the throwaway namespace has proven those).
+            for u in (u for u in changed if u.table in present(saved[u.family])):
                 text = render([u])
                 try:
                     xt.restore(u.family, text, test=True)
@@ -144,6 +157,7 @@ def diff(plan: Planned, live: Saves, raw: bool = False) -> str:
 
 def delete(mode: Mode) -> tuple[str, tuple[str, ...]]:
     """Delete svcctl's chains and the jumps to them, and nothing else."""
+    _privileged()
     with locked(LOCK):
         xt, saved = Saves(mode).choose()
         live = _live(saved)

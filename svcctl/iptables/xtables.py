@@ -21,6 +21,7 @@ LOCK_WAIT = 5  # seconds iptables-restore waits for the xtables lock (-w), as ku
 # kubelet (1.17+, 1.24+) creates these in the mangle table with the iptables it uses itself.
 _KUBELET_HINT = re.compile(r"^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY) ", re.MULTILINE)
 NOT_INSTALLED = "iptables is not installed: install iptables 1.8 or later (Debian: apt-get install iptables)"
+NEEDS_ROOT = "svcctl needs CAP_NET_ADMIN to read and change iptables rules: run it as root"
 
 
 class RestoreFailed(Exception):
@@ -38,7 +39,7 @@ class RestoreFailed(Exception):
 def _machine_problem(error: str, program: str) -> str | None:
     """One sentence for the failures that are about the machine, not the rules."""
     if "Permission denied" in error:
-        return "svcctl needs CAP_NET_ADMIN to read and change iptables rules: run it as root"
+        return NEEDS_ROOT
     if "holding the xtables lock" in error:
         return f"another program held the xtables lock for more than {LOCK_WAIT} s: nothing was changed, try again"
     if "Protocol not supported" in error or "Address family not supported" in error or "do you need to insmod" in error:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+import shutil
 import sys
+
+import pytest
 
 # The console script of the environment pytest runs in (the venv with svcctl installed).
 SVCCTL = pathlib.Path(sys.executable).parent / "svcctl"
@@ -198,6 +201,22 @@ class Svcctl:
         """{"ip svcctl", "inet other", ...}: the node's nftables tables."""
         out = self.lab.node_exec(["nft", "list", "tables"]).stdout
         return {line.removeprefix("table ").strip() for line in out.splitlines() if line.strip()}
+
+
+# --- back ends ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request):
+    """The back end a test module's tests run with: each test once per back end, grouped by
+    back end (import this fixture into the module)."""
+    name = request.param
+    if name.startswith("iptables-"):
+        flavour = name.removeprefix("iptables-")
+        missing = [p for f in ("iptables", "ip6tables") for a in ("save", "restore") if not shutil.which(p := f"{f}-{flavour}-{a}")]
+        if missing:
+            pytest.skip(f"not installed: {', '.join(missing)}")
+    return name
 
 
 # --- statistics ---------------------------------------------------------------------------------
