@@ -110,9 +110,9 @@ class _Port:
         rules = []
         mask = self.family.recent_mask
         for p in g.picks if g.affinity_timeout else ():
-            sep = self.sep[p.endpoint]
-            rules.append(Rule(Target.jump(sep), comment=comment(self.label, f"-> {self.family.endpoint(*p.endpoint)}"),
-                              match=Recent(sep, mask, g.affinity_timeout)))
+            known = self.sep[p.endpoint]
+            rules.append(Rule(Target.jump(known), comment=comment(self.label, f"-> {self.family.endpoint(*p.endpoint)}"),
+                              match=Recent(known, mask, g.affinity_timeout)))
         for p in g.picks:
             what = comment(self.label, f"-> {self.family.endpoint(*p.endpoint)}")
             chance = Statistic(probability(p.modulus)) if p.modulus else None

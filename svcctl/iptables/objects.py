@@ -65,7 +65,7 @@ class Statistic(NamedTuple):
     """``-m statistic --mode random --probability p``: p as kube-proxy writes it (%.10f)."""
 
     probability: str
-    kind = "statistic"
+    kind: str = "statistic"
 
 
 class Recent(NamedTuple):
@@ -75,27 +75,27 @@ class Recent(NamedTuple):
     name: str
     mask: str
     seconds: int | None = None
-    kind = "recent"
+    kind: str = "recent"
 
 
 class AddrType(NamedTuple):
     """``-m addrtype --src-type LOCAL`` (``source``) or ``--dst-type LOCAL``: a local address."""
 
     source: bool
-    kind = "addrtype"
+    kind: str = "addrtype"
 
 
 class MarkMatch(NamedTuple):
     """``-m mark ! --mark m/m``: the masquerade bit is not set."""
 
     mark: str
-    kind = "mark"
+    kind: str = "mark"
 
 
 class NewConnection(NamedTuple):
     """``-m conntrack --ctstate NEW``."""
 
-    kind = "ctstate"
+    kind: str = "ctstate"
 
 
 class OriginalDestination(NamedTuple):
@@ -103,7 +103,7 @@ class OriginalDestination(NamedTuple):
 
     address: str
     port: int
-    kind = "ctorigdst"
+    kind: str = "ctorigdst"
 
 
 Match = Union[Statistic, Recent, AddrType, MarkMatch, NewConnection, OriginalDestination]

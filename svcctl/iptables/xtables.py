@@ -129,5 +129,5 @@ class Saves:
                 "and remove the other's with `svcctl delete --backend iptables --iptables-mode <the other>`"
             )
         hinted = [m for m, texts in saved.items() if any(_KUBELET_HINT.search(text) for text in texts.values())]
-        mode = (with_chains or hinted or list(saved))[0]
-        return Xtables(mode), saved[mode]
+        chosen: Mode = (with_chains or hinted or list(saved))[0]
+        return Xtables(chosen), saved[chosen]

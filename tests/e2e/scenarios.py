@@ -206,10 +206,10 @@ class Svcctl:
 # --- back ends ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request):
-    """The back end a test module's tests run with: each test once per back end, grouped by
-    back end (import this fixture into the module)."""
+@pytest.fixture(scope="module", params=BACKENDS, name="backend")
+def backend_fixture(request):
+    """``backend``: the back end a test module's tests run with, each test once per back end,
+    grouped by back end (import this into the module)."""
     name = request.param
     if name.startswith("iptables-"):
         flavour = name.removeprefix("iptables-")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab import PYTHON, Lab
-from scenarios import Svcctl, backend  # noqa: F401 (fixture)
+from scenarios import Svcctl, backend_fixture  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from lab import NODE_IP4, POD_GATEWAY4, Lab, pods_seen
-from scenarios import OTHER_NODE, SVCCTL, Svcctl, backend, pod, port, service  # noqa: F401 (fixture)
+from scenarios import OTHER_NODE, SVCCTL, Svcctl, backend_fixture, pod, port, service  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),

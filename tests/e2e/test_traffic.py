@@ -1,6 +1,6 @@
 """svcctl end to end: real manifests, ``svcctl apply`` in the lab's node namespace, real traffic.
 
-Every test runs once per back end (scenarios.backend: nftables, iptables-nft, iptables-legacy).
+Every test runs once per back end (scenarios.backend_fixture: nftables, iptables-nft, iptables-legacy).
 Needs root, iproute2, nft, /usr/bin/python3 and the nftables Python binding svcctl uses, and
 iptables 1.8 for the iptables back end; skipped otherwise. One lab per back end is shared by the
 module (pods pod-a..pod-d on the node's pod bridge, clients ``client`` and ``client2`` on the
@@ -22,7 +22,7 @@ import time
 import pytest
 
 from lab import NODE_IP4, NODE_IP6, POD_GATEWAY4, POD_GATEWAY6, Lab, pods_seen
-from scenarios import (CHI2_P001, NODE, OTHER_NODE, SVCCTL, Svcctl, backend, chi_square, endpoint_slice,  # noqa: F401 (fixture)
+from scenarios import (CHI2_P001, NODE, OTHER_NODE, SVCCTL, Svcctl, backend_fixture, chi_square, endpoint_slice,  # noqa: F401 (fixture)
                        endpoints, manifest, pod, port, service, slice_endpoint)
 
 pytestmark = [
