@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fake_iptables import FakeIptables
-from svcctl.iptables.decide import summary, table_update
+from svcctl.iptables.decide import staged, summary, table_update
 from svcctl.iptables.frame import HOOKS, PREFIX, TableName
 from svcctl.iptables.objects import Family
 from svcctl.iptables.render import Planned, render
@@ -216,3 +216,23 @@ def test_udp_endpoints_are_read_from_the_dnat_rules() -> None:
     plan = golden("protocols")
     udp = {e for (f, t), s in plan.tables.items() if t is TableName.NAT for e in udp_targets(s)}
     assert udp == plan.udp_endpoints and udp
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_staged_creation_switches_only_with_the_last_input(flavour: str) -> None:
+    """iptables-nft gets new chains a few at a time (decide.staged): every input is accepted on
+    its own (a rule's target exists by then), and nothing reaches the new chains until the last
+    input, which also holds the jumps and the chains rewritten."""
+    node = Node(BUSY[flavour])
+    plan = golden("large-mixed")
+    for (family, table), state in plan.tables.items():
+        update = table_update(family, table, state, node.live(family)[table])
+        parts = staged(update, 3)
+        assert len(parts) == -(-len(update.created) // 3) + 1
+        for part in parts[:-1]:
+            assert not (part.insert_jumps or part.delete_jumps or part.delete_chains) and set(part.declare) == part.created
+            node.kernel[family].restore(render([part]))
+            assert node.live(family)[table].jumps == ()  # the busy node had none of svcctl's
+        node.kernel[family].restore(render([parts[-1]]))
+        assert listing(node.live(family)[table]) == listing(state)
+    assert staged(update, None) == [update] and staged(update, 10_000) == [update]

@@ -17,29 +17,38 @@ svcctl's rules (planned: nothing).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .frame import TableName
 from .objects import Family
-from .state import TableState, saved_form
+from .state import TableState, saved_form, target
 
 
 @dataclass(frozen=True)
 class TableUpdate:
     family: Family
     table: TableName
-    declare: tuple[str, ...]  # chains to create or empty: those written, then those deleted
-    rules: tuple[str, ...]  # the rules of the chains written
+    chains: tuple[tuple[str, tuple[str, ...]], ...]  # chains written (created, or emptied and refilled), with their rules
+    created: frozenset[str]  # those of them that do not exist yet
     delete_jumps: tuple[tuple[str, str], ...]  # (built-in chain, rule)
     insert_jumps: tuple[tuple[str, str], ...]  # each inserted at the top, in this order
-    delete_chains: tuple[str, ...]
+    delete_chains: tuple[str, ...]  # emptied, then deleted
 
     def __bool__(self) -> bool:
-        return bool(self.declare or self.delete_jumps or self.insert_jumps)
+        return bool(self.chains or self.delete_chains or self.delete_jumps or self.insert_jumps)
+
+    @property
+    def declare(self) -> tuple[str, ...]:
+        """The chains the input names (creates, or empties): those written, then those deleted."""
+        return (*(name for name, _ in self.chains), *self.delete_chains)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(line for _, lines in self.chains for line in lines)
 
     @property
     def written(self) -> int:
-        return len(self.declare) - len(self.delete_chains)
+        return len(self.chains)
 
 
 def table_update(family: Family, table: TableName, planned: TableState, live: TableState) -> TableUpdate:
@@ -61,12 +70,49 @@ def table_update(family: Family, table: TableName, planned: TableState, live: Ta
     return TableUpdate(
         family,
         table,
-        declare=(*written, *stale),
-        rules=tuple(line for name in written for line in planned.chains[name]),
+        chains=tuple((name, planned.chains[name]) for name in written),
+        created=frozenset(name for name in written if name not in live.chains),
         delete_jumps=tuple(delete_jumps),
         insert_jumps=tuple(insert_jumps),
         delete_chains=tuple(stale),
     )
+
+
+def staged(u: TableUpdate, size: int | None) -> list[TableUpdate]:
+    """``u`` as several inputs when it creates more than ``size`` chains: first the new chains,
+    ``size`` at a time (chains a rule jumps to before that rule's), then the rest, which alone
+    changes what packets meet: new chains are reached only through rules of the last input
+    (chains rewritten, jumps from built-in chains). iptables-nft 1.8.9 takes time quadratic in
+    the chains of one input: 21,000 chains in one took 26 to 96 s, in chunks of 2,000 under 5 s
+    (docs/iptables-layout.md)."""
+    new = [c for c in u.chains if c[0] in u.created]
+    if size is None or len(new) <= size:
+        return [u]
+    ordered = _targets_first(new)
+    parts = [
+        TableUpdate(u.family, u.table, tuple(ordered[i : i + size]), frozenset(n for n, _ in ordered[i : i + size]), (), (), ())
+        for i in range(0, len(ordered), size)
+    ]
+    rest = replace(u, chains=tuple(c for c in u.chains if c[0] not in u.created), created=frozenset())
+    return [*parts, rest] if rest else parts
+
+
+def _targets_first(chains: list[tuple[str, tuple[str, ...]]]) -> list[tuple[str, tuple[str, ...]]]:
+    rules = dict(chains)
+    seen: set[str] = set()
+    ordered: list[tuple[str, tuple[str, ...]]] = []
+
+    def visit(name: str) -> None:  # chains lead at most a few levels deep: SERVICES, EXT, SVC, SEP
+        if name in seen or name not in rules:
+            return
+        seen.add(name)
+        for line in rules[name]:
+            visit(target(line))
+        ordered.append((name, rules[name]))
+
+    for name in rules:
+        visit(name)
+    return ordered
 
 
 def summary(updates: list[TableUpdate], live_empty: bool) -> str:

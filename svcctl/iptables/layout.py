@@ -190,8 +190,9 @@ def _cluster_ip_checks(family: Family, fp: FamilyPlan) -> tuple[Chain, Chain]:
             Rule(_reject(family, "", Action.REJECT), destination=address, comment=what),
         )
 
-    inside = [ip for ip in fp.cluster_ips if any(ipaddress.ip_address(ip) in c for c in cidrs)]
-    outside = [ip for ip in fp.cluster_ips if ip not in inside]
+    within = {ip: any(ipaddress.ip_address(ip) in c for c in cidrs) for ip in fp.cluster_ips}
+    inside = [ip for ip, yes in within.items() if yes]
+    outside = [ip for ip, yes in within.items() if not yes]
     top = (
         *(Rule(Target.jump(frame.SERVICE_CIDRS), destination=family.network(c)) for c in fp.service_cidrs),
         *(r for ip in outside for r in reject(ip)),

@@ -41,7 +41,7 @@ def saved_form(line: str) -> str:
     return _PROBABILITY.sub(_saved_probability, line) if "--probability " in line else line
 
 
-def _target(line: str) -> str:
+def target(line: str) -> str:
     """The chain a rule jumps or goes to ("" for none). iptables-save prints the target last,
     so the last ``-j``/``-g`` is the rule's, not text inside a comment before it."""
     at = max(line.rfind(" -j "), line.rfind(" -g "))
@@ -74,7 +74,7 @@ def parse_save(text: str) -> dict[TableName, TableState]:
             chain = line[3:end]
             if chain in chains:
                 chains[chain].append(line)
-            elif chain in builtin and _target(line).startswith(PREFIX):
+            elif chain in builtin and target(line).startswith(PREFIX):
                 jumps.append((chain, line[end + 1 :]))
         elif line == "COMMIT":
             states[table] = TableState({name: tuple(lines) for name, lines in chains.items()}, tuple(jumps))

@@ -19,7 +19,7 @@ from ..conntrack import forget_udp_flows
 from ..kernel import KernelError, has_net_admin, in_throwaway_netns, locked
 from .changes import owners as live_owners
 from .changes import port_states
-from .decide import TableUpdate, summary, table_update
+from .decide import TableUpdate, staged, summary, table_update
 from .frame import TableName
 from .objects import Family
 from .refusal import IptablesRefused, describe
@@ -49,22 +49,23 @@ def _reread(xt: Xtables, family: Family) -> dict[TableName, TableState]:
 def _undo(xt: Xtables, done: list[TableUpdate], before: Live) -> bool:
     """Put the tables these updates changed back as they were; False if that failed too."""
     try:
-        for u in reversed(done):
-            now = _reread(xt, u.family)[u.table]
-            back = table_update(u.family, u.table, before[(u.family, u.table)], now)
+        for family, table in dict.fromkeys((u.family, u.table) for u in reversed(done)):
+            now = _reread(xt, family)[table]
+            back = table_update(family, table, before[(family, table)], now)
             if back:
-                xt.restore(u.family, render([back]))
+                xt.restore(family, render([back]))
     except (RestoreFailed, KernelError):
         return False
     return True
 
 
 def _commit(xt: Xtables, updates: list[TableUpdate], before: Live, planned: dict[str, str]) -> None:
-    """Send the updates one after the other; when one fails, undo those sent before it.
-    ``planned``: the planned chains' Service ports (the live ones' are read from their rules)."""
+    """Send the updates one after the other (each in stages where the flavour needs it,
+    svcctl.iptables.decide.staged); when one fails, undo those sent before it. ``planned``:
+    the planned chains' Service ports (the live ones' are read from their rules)."""
     owners = {**live_owners(before.values()), **planned}
     done: list[TableUpdate] = []
-    for u in updates:
+    for u in (part for update in updates for part in staged(update, xt.chunk)):
         text = render([u])
         try:
             xt.restore(u.family, text)
@@ -84,13 +85,13 @@ def _prove(xt: Xtables, plan: Planned) -> None:
     empty = plan.empty()
 
     def load() -> None:
-        for family in Family:
-            updates = [table_update(f, t, s, empty[(f, t)]) for (f, t), s in plan.tables.items() if f is family]
-            text = render(updates)
-            try:
-                xt.restore(family, text)
-            except RestoreFailed as err:
-                raise IptablesRefused(describe(str(err), text, family.value, plan.owners, False), text) from None
+        for (family, table), state in plan.tables.items():
+            for part in staged(table_update(family, table, state, empty[(family, table)]), xt.chunk):
+                text = render([part])
+                try:
+                    xt.restore(family, text)
+                except RestoreFailed as err:
+                    raise IptablesRefused(describe(str(err), text, f"{family.value} {table.value}", plan.owners, False), text) from None
 
     in_throwaway_netns(load)
 

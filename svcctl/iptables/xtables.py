@@ -63,6 +63,13 @@ class Xtables:
     def flavour(self) -> str:
         return f"iptables-{self.mode.value}"
 
+    @property
+    def chunk(self) -> int | None:
+        """How many new chains one iptables-restore input creates at most (svcctl.iptables.decide.
+        staged): iptables-nft takes time quadratic in the chains of one input; iptables-legacy
+        rewrites the whole table for each input, so one input is cheapest."""
+        return 2000 if self.mode is Mode.NFT else None
+
     def program(self, family: Family, action: str) -> str:
         """``iptables-nft-restore``, ``ip6tables-legacy-save``, ...; KernelError if missing."""
         name = f"{family.value}-{self.mode.value}-{action}"
