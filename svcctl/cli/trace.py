@@ -1,0 +1,61 @@
+"""``svcctl trace``: what the rules do to a new connection, and (``--kernel``) whether the kernel
+agrees. Needs no root without ``--kernel``."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated, Optional
+
+import typer
+
+from ..model import Protocol
+from ..options import Options
+from ..pipeline import compile_rules
+from ..sources import read_manifests
+from ..trace import packet, render, trace as follow
+from ..trace.kernel import can_probe, check
+from .app import EXIT_DIFFERENT, app
+from .manifests import say_skipped, warn
+from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Proto(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+    SCTP = "sctp"
+
+
+@app.command()
+@with_options(*NODE_SETTINGS)
+def trace(
+    manifests: Manifests,
+    options: Options,
+    to: Annotated[str, typer.Option("--to", help="The destination: IP:PORT, or [IPv6]:PORT.", show_default=False)],
+    source: Annotated[Optional[str], typer.Option("--from", help='The source: an IP address, "node" (this node itself) or "node:IP" (default: 203.0.113.1 or 2001:db8::1, a client outside the cluster).', show_default=False)] = None,
+    protocol: Annotated[Proto, typer.Option("--protocol", help="tcp, udp or sctp.")] = Proto.TCP,
+    output: Annotated[Format, typer.Option("--output", "-o", help="text or json.")] = Format.TEXT,
+    kernel: Annotated[bool, typer.Option("--kernel", help="Also send probes through the rules in a throwaway network namespace (root) and compare.")] = False,
+    verbose: Verbose = False,
+    all_problems: AllProblems = False,
+) -> None:
+    """Explain what the rules do to a new connection: verdict, endpoints with exact probabilities,
+    masquerade, affinity, and why. Exit 0 (whatever the verdict), 1 --kernel found the kernel
+    disagreeing, 2 invalid input."""
+    probe = packet(to, source, Protocol(protocol.value.upper()), options.cluster_cidrs)
+    if kernel:
+        can_probe(options.backend)
+    inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
+    say_skipped(inventory, verbose)
+    warn(plan)
+    result = follow(plan, probe)
+    verdict = check(compiled, result) if kernel else None
+    write = render.as_json if output is Format.JSON else render.text
+    sys.stdout.write(write(result, verdict))
+    if verdict is not None and not verdict.agrees:
+        raise typer.Exit(EXIT_DIFFERENT)

@@ -1,0 +1,161 @@
+"""``svcctl trace --kernel`` for nftables: the ruleset loaded into a throwaway namespace built as a
+node (svcctl.trace.inject), nftables tracing turned on for the probe packets, and what ``nft
+monitor trace`` reports of each one read back as a verdict, a DNAT target and a masquerade.
+
+``nft monitor trace`` (nft 1.0.6 prints it as text only, ``-j`` is ignored) writes one line per
+event: ``trace id ID FAMILY TABLE CHAIN packet: ...`` when a packet enters a chain, ``... rule
+RULE (verdict V)`` for every rule that matched (a rule that only sets something says ``verdict
+continue``), ``... policy accept`` at the end of a base chain.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..kernel import KernelError, in_throwaway_netns
+from ..trace.compare import Observed
+from ..trace.inject import build_node, send
+from ..trace.packet import Packet
+from ..trace.path import Verdict
+from .frame import AFFINITY, NAT_POSTROUTING, REJECT_CHAIN
+from .nft import Nft
+from .objects import Family, Ruleset
+from .render import _environment, render_ruleset
+
+PROBE_TABLE = "svcctl_probe"
+NETLINK_NETFILTER, NFNLGRP_NFTRACE = 12, 9
+SUBSCRIBE_TIMEOUT = 5.0
+QUIET = 0.3  # seconds without a new event after the last probe's first: its way is over
+WAIT_MAX = 10.0
+_LINE = re.compile(r"trace id (?P<id>\S+) (?P<family>\S+) (?P<table>\S+) (?P<chain>\S+) (?P<kind>packet:|rule|policy|verdict|return)\s*(?P<text>.*)")
+_SPORT = re.compile(r"\b(?:tcp|udp|sctp) sport (\d+)")
+_DNAT = re.compile(r"\bdnat( ip6?)? to (?P<target>\S+)")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    table: str  # "ip svcctl"
+    chain: str
+    kind: str  # packet:, rule, policy, verdict, return
+    text: str
+
+
+def render_probe(packet: Packet) -> str:
+    family = Family.of(packet.version).value
+    return _environment().get_template("probe.nft.j2").render(
+        table=PROBE_TABLE, family=family, source=packet.source, destination=packet.destination,
+        protocol=packet.protocol.value.lower(), port=packet.port,
+    )
+
+
+def parse(lines: Iterable[str]) -> dict[str, list[Event]]:
+    """Events by probe, in order: a probe is told by its source port as the first packet line of a
+    trace shows it (the kernel gives a packet a new trace id when it loops back to the node
+    itself); lines that are no trace event are left out."""
+    traces: dict[str, list[Event]] = {}
+    for line in lines:
+        m = _LINE.match(line.strip())
+        if m:
+            event = Event(m["id"], f"{m['family']} {m['table']}", m["chain"], m["kind"], m["text"])
+            traces.setdefault(event.id, []).append(event)
+    probes: dict[str, list[Event]] = {}
+    for events in traces.values():
+        sport = next((s[1] for e in events if e.kind == "packet:" and (s := _SPORT.search(e.text))), events[0].id)
+        probes.setdefault(sport, []).extend(events)
+    return probes
+
+
+def observe(events: list[Event], table: str) -> Observed:
+    """One packet's events, read as what svcctl's rules (table ``table``) did to it."""
+    rules = [e for e in events if e.kind == "rule" and e.table.split()[-1] == table]
+    verdict, target, affinity = Verdict.UNTOUCHED, None, False
+    for e in rules:
+        dnat = _DNAT.search(e.text)
+        if dnat:
+            verdict, target = Verdict.DNAT, dnat["target"]
+            affinity = f"@{AFFINITY}-" in e.text.split(" update ")[0]  # a lookup of the client, not only an update
+        elif e.chain == REJECT_CHAIN.name:
+            verdict = Verdict.REJECT
+        elif e.text.endswith("(verdict drop)"):
+            verdict = Verdict.DROP
+    masquerade = any(e.chain == NAT_POSTROUTING.name and "masquerade" in e.text for e in rules)
+    return Observed(verdict, target, masquerade, affinity, tuple(f"{e.table} {e.chain}: {_rule(e.text)}" for e in rules))
+
+
+def _rule(text: str) -> str:
+    return re.sub(r" \(verdict continue\)$", "", text)
+
+
+def probe(ruleset: Ruleset, packet: Packet, destination_local: bool, count: int) -> tuple[Observed, ...]:
+    """Send ``count`` probes through ``ruleset`` in a throwaway namespace; what each one met.
+    Raises KernelError when the kernel cannot be used, Refused when it refuses the ruleset."""
+    text = render_ruleset(ruleset) + render_probe(packet)
+    table = ruleset.tables[0].name
+
+    def run() -> tuple[Observed, ...]:
+        build_node(packet, destination_local)
+        Nft().run(text)
+        with _Monitor() as monitor:
+            send(packet, count)
+            traces = parse(monitor.read(count))
+        return tuple(observe(events, table) for events in traces.values())
+
+    return in_throwaway_netns(run)
+
+
+class _Monitor:
+    """``nft monitor trace`` in the current namespace, ready once it has joined the trace group."""
+
+    def __enter__(self) -> "_Monitor":
+        try:
+            self.proc = subprocess.Popen(["nft", "monitor", "trace"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise KernelError("--kernel needs the nft command (Debian's nftables package)") from None
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        while not _subscribed():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise KernelError("nft monitor trace did not start")
+            time.sleep(0.01)
+        return self
+
+    def read(self, packets: int) -> list[str]:
+        """Lines until ``packets`` packets were seen and then nothing came for a moment."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        text, ids = "", set()
+        deadline = time.monotonic() + WAIT_MAX
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if not sel.select(QUIET):
+                    if len(ids) >= packets:
+                        break
+                    continue
+                chunk = os.read(fd, 1 << 16).decode(errors="replace")
+                if not chunk:
+                    break
+                text += chunk
+                ids = set(parse(text.splitlines()))  # probes seen
+        return text.splitlines()
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.communicate()
+
+
+def _subscribed() -> bool:
+    """Whether a netfilter netlink socket of this namespace has joined the trace group
+    (/proc/net/netlink lists each socket's protocol and its first 32 groups as a bit mask)."""
+    with open("/proc/net/netlink") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1]) == NETLINK_NETFILTER and int(fields[3], 16) & (1 << (NFNLGRP_NFTRACE - 1)):
+                return True
+    return False
