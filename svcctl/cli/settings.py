@@ -10,7 +10,7 @@ from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
-from ..options import Options, build_options
+from ..options import build_options
 from ..sources import hostname, read_config
 
 

@@ -96,13 +96,13 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str])
     """What to send so that the kernel holds ``ruleset``; see the module docstring. ``frames``:
     the planned frame marker of each table, by scope."""
     removed_udp: set[Key] = set()
-    for t, lt in zip(ruleset.tables, live):
+    for t, lt in zip(ruleset.tables, live, strict=True):
         removed_udp |= set(lt.elements.get(UDP_ENDPOINTS.name, {})) - _udp_endpoints(t)
     removed = tuple(sorted((ip, int(port)) for ip, port in removed_udp))
-    same_frame = [lt.exists and frames[t.scope] in lt.sets for t, lt in zip(ruleset.tables, live)]
-    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains for same, lt in zip(same_frame, live)]
+    same_frame = [lt.exists and frames[t.scope] in lt.sets for t, lt in zip(ruleset.tables, live, strict=True)]
+    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains for same, lt in zip(same_frame, live, strict=True)]
     if all(intact):
-        per_table = [(t, table_update(t, lt)) for t, lt in zip(ruleset.tables, live)]
+        per_table = [(t, table_update(t, lt)) for t, lt in zip(ruleset.tables, live, strict=True)]
         changed = [(t, ops) for t, ops in per_table if ops]
         if not changed:
             return Transaction((), "unchanged", "no changes", removed)
@@ -114,7 +114,7 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str])
     head: list[Operation] = []
     tail: list[Operation] = []
     created, replaced, reloaded = [], [], []
-    for t, lt, same, whole in zip(ruleset.tables, live, same_frame, intact):
+    for t, lt, same, whole in zip(ruleset.tables, live, same_frame, intact, strict=True):
         ref = TableRef(t.family, t.name)
         if not lt.exists:
             head.append(CreateTable(ref))

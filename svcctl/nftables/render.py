@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import jinja2
 
@@ -58,6 +58,31 @@ def frame_name(table: Table) -> str:
 def _frame_name(bare: Table) -> str:
     text = str(_environment().get_template("objects.nft.j2").module.frame_text(bare))  # type: ignore[attr-defined]
     return f"{MARKER_PREFIX}{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class Section(NamedTuple):
+    """One part of the rendered ruleset: a table's frame, or what its Service ports add."""
+
+    table: Table
+    frame: bool
+    text: str
+
+    @property
+    def variant(self) -> str:
+        """What the frame's text depends on, in words (goldens name frames by it)."""
+        t = self.table
+        return f"{t.scope}, masquerade {t.masquerade.value}, nodeport-addresses {'set' if t.nodeport_cidrs else 'unset'}"
+
+
+def sections(ruleset: Ruleset) -> list[Section]:
+    """The ruleset's parts, in order: their texts joined are the ruleset's text (without its
+    header line). Goldens keep each frame once and each case's Service ports."""
+    module = _environment().get_template("objects.nft.j2").module
+    out = []
+    for t in ruleset.tables:
+        out.append(Section(t, True, str(module.frame_section(t, frame_name(t)))))  # type: ignore[attr-defined]
+        out.append(Section(t, False, str(module.ports_section(t))))  # type: ignore[attr-defined]
+    return out
 
 
 def render(operations: Iterable[Operation], header: bool = False) -> str:
