@@ -40,21 +40,23 @@ def trace(
     source: Annotated[Optional[str], typer.Option("--from", help='The source: an IP address, "node" (this node itself) or "node:IP" (default: 203.0.113.1 or 2001:db8::1, a client outside the cluster).', show_default=False)] = None,
     protocol: Annotated[Proto, typer.Option("--protocol", help="tcp, udp or sctp.")] = Proto.TCP,
     output: Annotated[Format, typer.Option("--output", "-o", help="text or json.")] = Format.TEXT,
-    kernel: Annotated[bool, typer.Option("--kernel", help="Also send probes through the rules in a throwaway network namespace (root) and compare.")] = False,
+    kernel: Annotated[bool, typer.Option("--kernel", help="Also send probes through the compiled rules in a throwaway network namespace (root) and compare.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="As --kernel, through a copy of the rules the kernel holds now (read only).")] = False,
     verbose: Verbose = False,
     all_problems: AllProblems = False,
 ) -> None:
     """Explain what the rules do to a new connection: verdict, endpoints with exact probabilities,
     masquerade, affinity, and why. Exit 0 (whatever the verdict), 1 --kernel found the kernel
-    disagreeing, 2 invalid input."""
+    disagreeing, 2 invalid input, 3 --kernel cannot use the kernel."""
     probe = packet(to, source, Protocol(protocol.value.upper()), options.cluster_cidrs)
+    kernel = kernel or live
     if kernel:
         can_probe(options.backend)
     inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
     say_skipped(inventory, verbose)
     warn(plan)
     result = follow(plan, probe)
-    verdict = check(compiled, result) if kernel else None
+    verdict = check(compiled, result, live) if kernel else None
     write = render.as_json if output is Format.JSON else render.text
     sys.stdout.write(write(result, verdict))
     if verdict is not None and not verdict.agrees:

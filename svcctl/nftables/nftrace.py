@@ -16,17 +16,19 @@ import selectors
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from fractions import Fraction
+from typing import Any, Iterable
 
 from ..kernel import KernelError, in_throwaway_netns
-from ..trace.compare import Observed
+from ..trace.compare import Observed, Probed
 from ..trace.inject import build_node, send
-from ..trace.packet import Packet
+from ..trace.packet import Packet, endpoint_text
 from ..trace.path import Verdict
 from .frame import AFFINITY, NAT_POSTROUTING, REJECT_CHAIN
 from .nft import Nft
 from .objects import Family, Ruleset
 from .render import _environment, render_ruleset
+from .transport import live_rules
 
 PROBE_TABLE = "svcctl_probe"
 NETLINK_NETFILTER, NFNLGRP_NFTRACE = 12, 9
@@ -93,21 +95,46 @@ def _rule(text: str) -> str:
     return re.sub(r" \(verdict continue\)$", "", text)
 
 
-def probe(ruleset: Ruleset, packet: Packet, destination_local: bool, count: int) -> tuple[Observed, ...]:
-    """Send ``count`` probes through ``ruleset`` in a throwaway namespace; what each one met.
-    Raises KernelError when the kernel cannot be used, Refused when it refuses the ruleset."""
-    text = render_ruleset(ruleset) + render_probe(packet)
+def probe(ruleset: Ruleset, packet: Packet, destination_local: bool, count: int, live: bool = False) -> Probed:
+    """Send ``count`` probes through ``ruleset`` (``live``: through a copy of svcctl's tables
+    the kernel holds now) in a throwaway namespace; what each one met. Raises KernelError when
+    the kernel cannot be used, Refused when it refuses the ruleset."""
     table = ruleset.tables[0].name
+    text = (live_rules(table) if live else render_ruleset(ruleset)) + render_probe(packet)
 
-    def run() -> tuple[Observed, ...]:
+    def run() -> Probed:
         build_node(packet, destination_local)
-        Nft().run(text)
+        nft = Nft()
+        nft.run(text)
         with _Monitor() as monitor:
             send(packet, count)
             traces = parse(monitor.read(count))
-        return tuple(observe(events, table) for events in traces.values())
+        observed = tuple(observe(events, table) for events in traces.values())
+        dnat = next((e for events in traces.values() for e in events if e.kind == "rule" and _DNAT.search(e.text)), None)
+        shares = cascade(nft.query(f"list chain {dnat.table} {dnat.chain}")) if dnat else ()
+        return Probed(observed, shares)
 
     return in_throwaway_netns(run)
+
+
+def cascade(objects: list[dict[str, Any]]) -> tuple[tuple[str, Fraction], ...]:
+    """Each DNAT target's chance in a listed chain (``nft -j list chain``), for a client without
+    session affinity: rules that look the client up in a set are skipped, a rule with ``numgen
+    random mod N`` takes 1/N of the connections that reach it, one without takes them all."""
+    shares: dict[str, Fraction] = {}
+    reaching = Fraction(1)
+    for o in objects:
+        exprs = o.get("rule", {}).get("expr", [])
+        matches = [e["match"] for e in exprs if "match" in e]
+        dnat = next((e["dnat"] for e in exprs if "dnat" in e), None)
+        if dnat is None or any(isinstance(m["right"], str) and m["right"].startswith("@") for m in matches):
+            continue
+        mod = next((m["left"]["numgen"]["mod"] for m in matches if isinstance(m["left"], dict) and "numgen" in m["left"]), None)
+        taken = reaching / mod if mod else reaching
+        target = endpoint_text(dnat["addr"], dnat["port"])
+        shares[target] = shares.get(target, Fraction(0)) + taken
+        reaching -= taken
+    return tuple(shares.items())
 
 
 class _Monitor:

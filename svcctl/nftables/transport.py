@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ..backends import ApplyResult
 from ..conntrack import forget_udp_flows
-from ..kernel import Refused, in_throwaway_netns, locked
+from ..kernel import KernelError, Refused, in_throwaway_netns, locked
 from .decide import transaction
 from .listing import normalize, unified_diff
 from .live import foreign, owned_tables, present_tables, read_live
@@ -104,6 +104,17 @@ def diff(ruleset: Ruleset) -> str:
     nft = _privileged()
     read_live(nft, ruleset, _frames(ruleset))  # refuses tables svcctl did not make, as apply does
     return unified_diff(live_listing(nft, ruleset), planned_listing(ruleset))
+
+
+def live_rules(table: str) -> str:
+    """nft text of svcctl's live tables of this name, as the kernel lists them (it loads as it
+    is, affinity state included). Reads only. Raises KernelError when none is live."""
+    nft = _privileged()
+    ours = owned_tables(nft)
+    text = "".join(nft.listing(f"list table {f.value} {table}") for f in Family if (f.value, table) in ours)
+    if not text:
+        raise KernelError(f"no svcctl table named {table} is live here: apply the rules first, or leave out --live")
+    return text
 
 
 def delete(table: str) -> tuple[list[str], list[str]]:

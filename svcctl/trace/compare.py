@@ -1,11 +1,11 @@
-"""A trace against the kernel: what probe packets met in the real rules (``Observed``, one per
-probe, made by a back end's probe) and how that differs from the prediction, in words."""
+"""A trace against the kernel: what probe packets met in the real rules (``Probed``, made by a
+back end's probe) and how that differs from the prediction, in words."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from fractions import Fraction
 
 from .path import Trace, Verdict
 
@@ -22,8 +22,16 @@ class Observed:
 
 
 @dataclass(frozen=True)
-class Check:
+class Probed:
     probes: tuple[Observed, ...]
+    # The kernel's cascade in the chain that DNATed the first probe, read from its rules: each
+    # endpoint's chance for a client without affinity. () when no probe was DNATed.
+    shares: tuple[tuple[str, Fraction], ...] = ()
+
+
+@dataclass(frozen=True)
+class Check:
+    probed: Probed
     differences: tuple[str, ...]
 
     @property
@@ -31,37 +39,61 @@ class Check:
         return not self.differences
 
     @property
+    def probes(self) -> tuple[Observed, ...]:
+        return self.probed.probes
+
+    @property
     def targets(self) -> Counter[str]:
         return Counter(p.target for p in self.probes if p.target)
 
 
 def probe_count(trace: Trace) -> int:
-    """How many probes are worth sending: enough to see every endpoint of a few at once (each is
-    missed by 8 per endpoint with a chance under 1/2000 for 3 endpoints), at most 64."""
+    """How many probes are worth sending: enough to see every endpoint of a few (8 per endpoint
+    miss one of 3 with a chance under 1/2000), at most 64. With affinity, the first picks and
+    the others must come back to it."""
     if trace.affinity_timeout:
-        return 4  # the first picks, the others must come back to it
+        return 4
     return min(64, 8 * len(trace.endpoints)) if trace.endpoints else 2
 
 
-def compare(trace: Trace, probes: Sequence[Observed]) -> Check:
+def compare(trace: Trace, probed: Probed) -> Check:
     predicted = {c.address: c for c in trace.endpoints}
-    differences: list[str] = []
-    for i, seen in enumerate(probes, 1):
+    found: dict[str, list[int]] = {}  # difference -> the probes that show it
+
+    def differ(i: int, what: str) -> None:
+        found.setdefault(what, []).append(i)
+
+    for i, seen in enumerate(probed.probes, 1):
         if seen.verdict is not trace.verdict:
-            differences.append(f"probe {i}: the kernel's verdict is {seen.verdict}, the trace's {trace.verdict}")
+            differ(i, f"the kernel's verdict is {seen.verdict}, the trace's {trace.verdict}")
             continue
         if seen.verdict is not Verdict.DNAT:
             continue
         candidate = predicted.get(seen.target or "")
         if candidate is None:
-            differences.append(f"probe {i}: the kernel sent it to {seen.target}, not one of the trace's endpoints")
+            differ(i, f"the kernel sent it to {seen.target}, not one of the trace's endpoints")
         elif seen.masquerade is not candidate.masquerade:
-            said = "masqueraded it" if seen.masquerade else "kept its source"
-            differences.append(f"probe {i} to {seen.target}: the kernel {said}, the trace says the opposite")
+            said = "masqueraded" if seen.masquerade else "kept the source of"
+            differ(i, f"the kernel {said} a connection to {seen.target}, the trace says the opposite")
         if trace.affinity_timeout and i > 1 and not seen.affinity:
-            differences.append(f"probe {i}: session affinity did not send the client back to its endpoint")
+            differ(i, "session affinity did not send the client back to its endpoint")
         if not trace.affinity_timeout and seen.affinity:
-            differences.append(f"probe {i}: a session-affinity rule sent it, the trace has no affinity")
-    if trace.affinity_timeout and len({p.target for p in probes}) > 1:
-        differences.append(f"session affinity: one client went to {len({p.target for p in probes})} endpoints")
-    return Check(tuple(probes), tuple(differences))
+            differ(i, "a session-affinity rule sent it, the trace has no affinity")
+    n = len(probed.probes)
+    differences = [f"{_probes(numbers, n)}: {what}" for what, numbers in found.items()]
+    if trace.affinity_timeout and len({p.target for p in probed.probes}) > 1:
+        differences.append(f"session affinity: one client went to {len({p.target for p in probed.probes})} endpoints")
+    if probed.shares and trace.verdict is Verdict.DNAT:
+        kernel = dict(probed.shares)
+        trace_shares = {c.address: c.probability for c in trace.endpoints}
+        for address in dict.fromkeys([*trace_shares, *kernel]):
+            said, held = trace_shares.get(address, Fraction(0)), kernel.get(address, Fraction(0))
+            if said != held:
+                differences.append(f"the kernel's rules give {address} a chance of {held}, the trace {said}")
+    return Check(probed, tuple(differences))
+
+
+def _probes(numbers: list[int], total: int) -> str:
+    if len(numbers) == 1:
+        return f"probe {numbers[0]}"
+    return f"{len(numbers)} of {total} probes"

@@ -162,7 +162,7 @@ class _Walk:
         elif self.pod_cidr:
             self.say("source", f"{p.source}, a pod (inside --cluster-cidr {self.pod_cidr})")
         elif fp.cluster_cidrs:
-            self.say("source", f"{p.source}, a client outside the cluster (outside --cluster-cidr {', '.join(fp.cluster_cidrs)}){given}")
+            self.say("source", f"{p.source}{given}, a client outside the cluster (outside --cluster-cidr {', '.join(fp.cluster_cidrs)})")
         else:
             self.say("source", f"{p.source}{given}; with no --cluster-cidr of IPv{fp.version}, pods cannot be told from other clients")
 

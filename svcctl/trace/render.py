@@ -100,6 +100,7 @@ def as_json(trace: Trace, check: Check | None = None) -> str:
         data["kernel"] = {
             "agrees": check.agrees,
             "differences": list(check.differences),
+            "shares": [{"address": a, "probability": float(p), "fraction": str(p)} for a, p in check.probed.shares],
             "probes": [
                 {"verdict": str(o.verdict), "dnat": o.target, "masquerade": o.masquerade, "affinity": o.affinity, "rules": list(o.rules)}
                 for o in check.probes
