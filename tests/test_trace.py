@@ -338,7 +338,7 @@ def policies() -> Plan:
 def test_no_endpoints_rejects_every_path(policies: Plan, source: str, to: str) -> None:
     t = follow(policies, to, source)
     assert (t.verdict, t.endpoints, t.masquerade) == (Verdict.REJECT, (), False)
-    assert "has no usable endpoint: rejected" in t.reasons[-1]
+    assert "has no usable endpoint: rejected, the client is refused at once" in t.reasons[-1]
     assert t.reasons[-1].startswith("filter output" if source == NODE else "filter input" if to.endswith("30001") else "filter forward")
 
 

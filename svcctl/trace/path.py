@@ -270,7 +270,7 @@ class _Walk:
         else:
             action = next((a for d, a in port.no_endpoint_ips if d == self.key), None)
         if action is Action.REJECT:
-            self.say(self.filter, f"Service port {_service(port.port)} has no usable endpoint: rejected (TCP reset, or ICMP port unreachable)")
+            self.say(self.filter, f"Service port {_service(port.port)} has no usable endpoint: rejected, the client is refused at once")
         elif action is Action.DROP:
             policy = "internalTrafficPolicy" if frontend is Frontend.CLUSTER_IP else "externalTrafficPolicy"
             self.say(self.filter, f"{policy} Local, and no usable endpoint of {_service(port.port)} is on this node: dropped")
