@@ -69,6 +69,8 @@ def _check_text(trace: Trace, check: Check) -> list[str]:
     if check.agrees:
         seen = ", ".join(f"{t} {k}x" for t, k in sorted(check.targets.items()))
         lines = [f"kernel  agrees: {n} probe(s), verdict {trace.verdict}" + (f", DNAT to {seen}" if seen else "")]
+        if check.probed.shares:
+            lines.append("  the rules give each endpoint the trace's chance")
     else:
         lines = [f"kernel  DISAGREES ({n} probe(s)):"] + [f"  - {d}" for d in check.differences]
     if check.probes:
