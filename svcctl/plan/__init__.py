@@ -35,7 +35,7 @@ from .model import (
 
 __all__ = [
     "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "Frontend", "MasqueradeScope",
-    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "Target", "plan", "port_plan",
+    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "Target", "plan", "port_plan", "port_ref",
 ]
 
 VERSIONS = (4, 6)
