@@ -33,7 +33,7 @@ from .transport import live_rules
 PROBE_TABLE = "svcctl_probe"
 NETLINK_NETFILTER, NFNLGRP_NFTRACE = 12, 9
 SUBSCRIBE_TIMEOUT = 5.0
-QUIET = 0.3  # seconds without a new event after the last probe's first: its way is over
+QUIET = 0.1  # seconds without a new event once every probe was seen: their ways are over
 WAIT_MAX = 10.0
 _LINE = re.compile(r"trace id (?P<id>\S+) (?P<family>\S+) (?P<table>\S+) (?P<chain>\S+) (?P<kind>packet:|rule|policy|verdict|return)\s*(?P<text>.*)")
 _SPORT = re.compile(r"\b(?:tcp|udp|sctp) sport (\d+)")
