@@ -46,7 +46,11 @@ class Backend(Protocol):
         """One atomic transaction, only what changed. Raises svcctl.kernel.Refused (nothing
         changed) or KernelError (the kernel is out of reach)."""
 
-    def diff(self, compiled: Compiled) -> str:
+    def snapshot(self, options: Options) -> Any:
+        """Start reading what is live (svcctl's rules of these options), to be handed to ``diff``:
+        the read may run while the plan is compiled. Raises KernelError."""
+
+    def diff(self, compiled: Compiled, live: Any) -> str:
         """Unified diff live -> planned; "" when the kernel holds the plan. Raises KernelError."""
 
     def delete(self, options: Options) -> tuple[list[str], list[str]]:

@@ -13,6 +13,7 @@ After an intended change, regenerate, then review the diff and run again:
 
 from __future__ import annotations
 
+import difflib
 import os
 import random
 import re
@@ -26,7 +27,8 @@ import yaml
 
 from golden_check import check
 from svcctl.backends import Compiled
-from svcctl.nftables.render import Section, sections
+from svcctl.nftables.listing import normalize
+from svcctl.nftables.render import Section, listing, sections
 from svcctl.options import build_options
 from svcctl.pipeline import compile_rules
 from svcctl.sources import read_config, read_manifests
@@ -150,3 +152,21 @@ def test_compile_is_independent_of_file_order(tmp_path: Path) -> None:
     ab = compile_rules(read_manifests([str(a), str(b)]), options)[2].text
     ba = compile_rules(read_manifests([str(b), str(a)]), options)[2].text
     assert ab == ba == _compile("large-mixed").text
+
+
+@pytest.mark.skipif(KERNEL_SKIP is not None, reason=KERNEL_SKIP or "")
+@pytest.mark.parametrize("name", CASES)
+def test_the_kernel_lists_what_diff_predicts(name: str, tmp_path: Path) -> None:
+    """`svcctl diff` compares the live listing with the listing it predicts from the plan
+    (svcctl.nftables.render.listing), without loading anything: the kernel must list exactly
+    that, after the same normalization."""
+    compiled = _compile(name)
+    path = tmp_path / "ruleset.nft"
+    path.write_text(compiled.text)
+    script = 'nft -f "$1" && nft list table ip "$2" && echo "%%%" && nft list table ip6 "$2"'
+    table = compiled.rules.tables[0].name
+    done = subprocess.run(["unshare", "-n", "sh", "-c", script, "sh", str(path), table], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for live, t in zip(done.stdout.split("%%%\n"), compiled.rules.tables, strict=True):
+        predicted = normalize(listing(t))
+        assert normalize(live) == predicted, "".join(difflib.unified_diff(normalize(live).splitlines(True), predicted.splitlines(True), "kernel", "predicted"))

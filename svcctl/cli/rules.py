@@ -47,8 +47,10 @@ def apply(
 def diff(manifests: Manifests, options: Options, all_problems: AllProblems = False) -> None:
     """Unified diff between what is live and what apply would make live.
     Exit 0 no differences, 1 differences, 2 invalid input or error."""
+    rules = backend(options.backend)
+    live = rules.snapshot(options)  # read while the plan is compiled
     _, _, compiled = compile_rules(read_manifests(manifests), options, options.backend)
-    changes = backend(options.backend).diff(compiled)
+    changes = rules.diff(compiled, live)
     sys.stdout.write(changes)
     raise typer.Exit(EXIT_DIFFERENT if changes else EXIT_OK)
 

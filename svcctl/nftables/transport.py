@@ -17,9 +17,10 @@ from ..kernel import KernelError, Refused, in_throwaway_netns, locked
 from .decide import transaction
 from .listing import normalize, unified_diff
 from .live import foreign, owned_tables, present_tables, read_live
-from .nft import Nft
+from .nft import Listing, Nft
 from .objects import Family, Ruleset
-from .render import frame_name, render, render_ruleset
+from .frame import MARKER_PREFIX
+from .render import frame_name, listing, render, render_ruleset
 from .transaction import CreateTable, DeleteTable, TableRef, Transaction
 
 
@@ -45,21 +46,36 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def live_listing(nft: Nft, ruleset: Ruleset) -> str:
-    return "".join(normalize(nft.listing(f"list table {t.scope}")) for t in ruleset.tables)
+def scopes(table: str) -> list[str]:
+    """How nft names svcctl's tables of this name: ``ip svcctl``, ``ip6 svcctl``."""
+    return [f"{f.value} {table}" for f in Family]
+
+
+def live_listing(ruleset: Ruleset, texts: dict[str, str]) -> str:
+    """The normalized listing of svcctl's tables, from their ``nft list table`` texts. Raises
+    KernelError for a table of svcctl's name that lacks svcctl's marker: also one holding nothing
+    svcctl's cheap listings see."""
+    out = []
+    for t in ruleset.tables:
+        text = texts[t.scope]
+        if text and f"\tset {MARKER_PREFIX}" not in text:
+            raise foreign(t)
+        out.append(normalize(text))
+    return "".join(out)
 
 
 def planned_listing(ruleset: Ruleset) -> str:
-    """Load the full ruleset into a throwaway namespace and list it there: the kernel's proof
-    that it accepts the ruleset, and its canonical form. Raises Refused if the kernel refuses."""
+    """What ``nft list table`` will print once the ruleset is live, normalized. The templates
+    write rules in the kernel's own form (tests/test_golden.py proves it against the kernel for
+    every golden case), so this needs no kernel."""
+    return "".join(normalize(listing(t)) for t in ruleset.tables)
+
+
+def prove(ruleset: Ruleset) -> None:
+    """Load the full ruleset into a throwaway namespace: the kernel's proof that it accepts it
+    (libnftables' dry run alone is not, docs/kernel-notes.md). Raises Refused if refused."""
     text = render_ruleset(ruleset)
-
-    def load_and_list() -> str:
-        nft = Nft()
-        nft.run(text)
-        return live_listing(nft, ruleset)
-
-    return in_throwaway_netns(load_and_list)
+    in_throwaway_netns(lambda: Nft().run(text))
 
 
 def _frames(ruleset: Ruleset) -> dict[str, str]:
@@ -89,21 +105,22 @@ def apply(ruleset: Ruleset, dry_run: bool = False) -> ApplyResult:
         live = read_live(nft, ruleset, frames)
         tx = transaction(ruleset, live, frames)
         if dry_run:
+            prove(ruleset)
             planned = planned_listing(ruleset)
             if tx:
                 _send(nft, ruleset, tx, dry_run=True)
-            return ApplyResult(bool(tx), tx.summary, unified_diff(live_listing(nft, ruleset), planned), (), ())
+            live_text = live_listing(ruleset, {t.scope: nft.listing(f"list table {t.scope}") for t in ruleset.tables})
+            return ApplyResult(bool(tx), tx.summary, unified_diff(live_text, planned), (), ())
         if tx:
             _send(nft, ruleset, tx, dry_run=False)
         deleted, warnings = forget_udp_flows(tx.removed_udp_endpoints)
         return ApplyResult(bool(tx), tx.summary, "", deleted, warnings)
 
 
-def diff(ruleset: Ruleset) -> str:
-    """Unified diff between the live tables and what apply would make live; "" if none."""
-    nft = _privileged()
-    read_live(nft, ruleset, _frames(ruleset))  # refuses tables svcctl did not make, as apply does
-    return unified_diff(live_listing(nft, ruleset), planned_listing(ruleset))
+def diff(ruleset: Ruleset, live: Listing) -> str:
+    """Unified diff between the live tables (``live``: their listing, started before the plan
+    was compiled) and what apply would make live; "" if none."""
+    return unified_diff(live_listing(ruleset, live.texts()), planned_listing(ruleset))
 
 
 def live_rules(table: str) -> str:
