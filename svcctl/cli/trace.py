@@ -25,12 +25,6 @@ class Format(StrEnum):
     JSON = "json"
 
 
-class Proto(StrEnum):
-    TCP = "tcp"
-    UDP = "udp"
-    SCTP = "sctp"
-
-
 @app.command()
 @with_options(*NODE_SETTINGS)
 def trace(
@@ -38,7 +32,7 @@ def trace(
     options: Options,
     to: Annotated[str, typer.Option("--to", help="The destination: IP:PORT, or [IPv6]:PORT.", show_default=False)],
     source: Annotated[Optional[str], typer.Option("--from", help='The source: an IP address, "node" (this node itself) or "node:IP" (default: 203.0.113.1 or 2001:db8::1, a client outside the cluster).', show_default=False)] = None,
-    protocol: Annotated[Proto, typer.Option("--protocol", help="tcp, udp or sctp.")] = Proto.TCP,
+    protocol: Annotated[Protocol, typer.Option("--protocol", case_sensitive=False, show_default="tcp", help="tcp, udp or sctp.")] = Protocol.TCP,
     output: Annotated[Format, typer.Option("--output", "-o", help="text or json.")] = Format.TEXT,
     kernel: Annotated[bool, typer.Option("--kernel", help="Also send probes through the compiled rules in a throwaway network namespace (root) and compare.")] = False,
     live: Annotated[bool, typer.Option("--live", help="As --kernel, through a copy of the rules the kernel holds now (read only).")] = False,
@@ -48,7 +42,7 @@ def trace(
     """Explain what the rules do to a new connection: verdict, endpoints with exact probabilities,
     masquerade, affinity, and why. Exit 0 (whatever the verdict), 1 --kernel found the kernel
     disagreeing, 2 invalid input, 3 --kernel cannot use the kernel."""
-    probe = packet(to, source, Protocol(protocol.value.upper()), options.cluster_cidrs)
+    probe = packet(to, source, protocol, options.cluster_cidrs)
     kernel = kernel or live
     if kernel:
         can_probe(options.backend)
