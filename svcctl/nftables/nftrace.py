@@ -156,7 +156,7 @@ class _Monitor:
         """Lines until ``packets`` packets were seen and then nothing came for a moment."""
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        text, ids = "", set()
+        text, ids = "", set[str]()
         deadline = time.monotonic() + WAIT_MAX
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)

@@ -57,7 +57,7 @@ def probe_count(trace: Trace) -> int:
 
 
 def compare(trace: Trace, probed: Probed) -> Check:
-    predicted = {c.address: c for c in trace.endpoints}
+    candidates = {c.address: c for c in trace.endpoints}
     found: dict[str, list[int]] = {}  # difference -> the probes that show it
 
     def differ(i: int, what: str) -> None:
@@ -69,7 +69,7 @@ def compare(trace: Trace, probed: Probed) -> Check:
             continue
         if seen.verdict is not Verdict.DNAT:
             continue
-        candidate = predicted.get(seen.target or "")
+        candidate = candidates.get(seen.target or "")
         if candidate is None:
             differ(i, f"the kernel sent it to {seen.target}, not one of the trace's endpoints")
         elif seen.masquerade is not candidate.masquerade:
@@ -86,10 +86,10 @@ def compare(trace: Trace, probed: Probed) -> Check:
     if probed.shares and trace.verdict is Verdict.DNAT:
         kernel = dict(probed.shares)
         trace_shares = {c.address: c.probability for c in trace.endpoints}
-        for address in dict.fromkeys([*trace_shares, *kernel]):
-            said, held = trace_shares.get(address, Fraction(0)), kernel.get(address, Fraction(0))
-            if said != held:
-                differences.append(f"the kernel's rules give {address} a chance of {held}, the trace {said}")
+        for target in dict.fromkeys([*trace_shares, *kernel]):
+            predicted, held = trace_shares.get(target, Fraction(0)), kernel.get(target, Fraction(0))
+            if predicted != held:
+                differences.append(f"the kernel's rules give {target} a chance of {held}, the trace {predicted}")
     return Check(probed, tuple(differences))
 
 

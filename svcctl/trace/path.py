@@ -140,9 +140,11 @@ class _Walk:
         if port is not None and frontend is not Frontend.NODE_PORT and not self.firewall(port):
             return finish(Verdict.DROP)
         target, marked = self.dispatch(port, frontend)
-        group = target
+        group: EndpointGroup | None
         if isinstance(target, ExternalRoute):
             group, marked = self.route(target)
+        else:
+            group = target
         if group is None:
             action = self.endpoints_check(port, frontend)
             if action is None:
@@ -190,7 +192,7 @@ class _Walk:
             if not _inside(p.destination, self.fp.nodeport_cidrs):
                 self.say("destination", f"{what}, outside --nodeport-addresses {', '.join(self.fp.nodeport_cidrs)}: NodePorts do not answer there")
                 return None
-            what += f" within --nodeport-addresses"
+            what += " within --nodeport-addresses"
         for pp in self.fp.ports:
             if any(n == self.node_port for n, _ in (*pp.node_ports, *pp.no_endpoint_node_ports)):
                 self.say("destination", f"{what}; {proto} is the NodePort of Service port {_service(pp.port)}")

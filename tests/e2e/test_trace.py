@@ -24,8 +24,12 @@ import pytest
 from lab import NODE_IP4, NODE_IP6, POD_GATEWAY4, POD_GATEWAY6
 from scenarios import (CHI2_P001, NODE_ARGS, OTHER_NODE, endpoint_slice, manifest, pod, port,
                        service, slice_endpoint)
-from test_traffic import (EXTERNAL_IP, FAST, LB_IP, hosts, lab, pytestmark, svc,  # noqa: F401 (fixtures)
-                          web_pods)
+import test_traffic
+from test_traffic import EXTERNAL_IP, FAST, LB_IP, web_pods
+
+pytestmark = test_traffic.pytestmark
+# test_traffic.py's fixtures: a lab of the same shape for this module, svcctl in its node, the pods.
+lab, svc, hosts = test_traffic.lab, test_traffic.svc, test_traffic.hosts
 
 FAMILY_OF = {4: "ip4", 6: "ip6"}
 
@@ -127,7 +131,7 @@ def test_cluster_ip(svc, hosts):
 
 def test_named_target_port(svc, hosts):
     a, b, c, _ = hosts
-    path = apply(svc, 
+    path = apply(svc,
         service("named", [port(80, "web", name="http")], selector={"app": "web"}, cluster_ip="10.96.0.11"),
         pod(a, {"app": "web"}, container_ports=[("web", 8080)]),
         pod(b, {"app": "web"}, container_ports=[("web", 9090)]),
@@ -151,7 +155,7 @@ def test_udp(svc, hosts):
 @pytest.mark.parametrize("node_ip", [NODE_IP4, NODE_IP6])
 def test_node_port_cluster_policy(svc, hosts, node_ip):
     a, _, _, d = hosts
-    path = apply(svc, 
+    path = apply(svc,
         service("np-cluster", [port(80, node_port=30080)], selector={"app": "web"}, type="NodePort",
                 dual_stack=("10.96.0.20", "fd00:10:96::20"), externalTrafficPolicy="Cluster"),
         pod(a, {"app": "web"}), pod(d, {"app": "web"}, node=OTHER_NODE),
@@ -162,7 +166,7 @@ def test_node_port_cluster_policy(svc, hosts, node_ip):
 
 def test_node_port_local_policy(svc, hosts):
     a, _, _, d = hosts
-    path = apply(svc, 
+    path = apply(svc,
         service("np-local", [port(80, node_port=30081)], selector={"app": "web"}, type="NodePort",
                 cluster_ip="10.96.0.21", externalTrafficPolicy="Local"),
         pod(a, {"app": "web"}), pod(d, {"app": "web", "role": "remote"}, node=OTHER_NODE),
@@ -182,7 +186,7 @@ def test_node_port_local_policy(svc, hosts):
 def test_load_balancer_source_ranges(svc, hosts, lab):
     a, b, _, _ = hosts
     allowed = lab.clients["client"]
-    path = apply(svc, 
+    path = apply(svc,
         service("lb", [port(80, node_port=30090)], selector={"app": "web"}, type="LoadBalancer",
                 cluster_ip="10.96.0.30", loadBalancerSourceRanges=[f"{allowed.ip4}/32"],
                 status={"loadBalancer": {"ingress": [{"ip": LB_IP}]}}),
