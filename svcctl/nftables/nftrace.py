@@ -27,7 +27,7 @@ from ..trace.path import Verdict
 from .frame import AFFINITY, NAT_POSTROUTING, REJECT_CHAIN
 from .nft import Nft
 from .objects import Family, Ruleset
-from .render import _environment, render_ruleset
+from .render import render_probe_table, render_ruleset
 from .transport import live_rules
 
 PROBE_TABLE = "svcctl_probe"
@@ -47,14 +47,6 @@ class Event:
     chain: str
     kind: str  # packet:, rule, policy, verdict, return
     text: str
-
-
-def render_probe(packet: Packet) -> str:
-    family = Family.of(packet.version).value
-    return _environment().get_template("probe.nft.j2").render(
-        table=PROBE_TABLE, family=family, source=packet.source, destination=packet.destination,
-        protocol=packet.protocol.value.lower(), port=packet.port,
-    )
 
 
 def parse(lines: Iterable[str]) -> dict[str, list[Event]]:
@@ -100,7 +92,8 @@ def probe(ruleset: Ruleset, packet: Packet, destination_local: bool, count: int,
     the kernel holds now) in a throwaway namespace; what each one met. Raises KernelError when
     the kernel cannot be used, Refused when it refuses the ruleset."""
     table = ruleset.tables[0].name
-    text = (live_rules(table) if live else render_ruleset(ruleset)) + render_probe(packet)
+    tracing = render_probe_table(PROBE_TABLE, Family.of(packet.version), packet.source, packet.destination, packet.protocol.value.lower(), packet.port)
+    text = (live_rules(table) if live else render_ruleset(ruleset)) + tracing
 
     def run() -> Probed:
         build_node(packet, destination_local)

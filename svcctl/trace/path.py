@@ -96,7 +96,7 @@ def _inside(address: str, cidrs: tuple[str, ...]) -> str | None:
     return next((c for c in cidrs if ip in ipaddress.ip_network(c)), None)
 
 
-def _service(ref: PortRef) -> str:
+def service_name(ref: PortRef) -> str:
     """``ns/name:port`` (the port's name, or its number when it has none)."""
     return f"{ref.service}:{ref.port_name or ref.port}"
 
@@ -175,7 +175,7 @@ class _Walk:
         held = [(pp, d, kind) for pp in self.fp.ports for d, kind in pp.frontends if d.address == p.destination]
         for pp, d, kind in held:
             if d == self.key:
-                self.say("destination", f"{p.destination} {proto} is {_FRONTEND_WORDS[kind]} of Service port {_service(pp.port)}")
+                self.say("destination", f"{p.destination} {proto} is {_FRONTEND_WORDS[kind]} of Service port {service_name(pp.port)}")
                 return pp, kind
         if held:
             services = ", ".join(dict.fromkeys(pp.port.service for pp, _, _ in held))
@@ -195,7 +195,7 @@ class _Walk:
             what += " within --nodeport-addresses"
         for pp in self.fp.ports:
             if any(n == self.node_port for n, _ in (*pp.node_ports, *pp.no_endpoint_node_ports)):
-                self.say("destination", f"{what}; {proto} is the NodePort of Service port {_service(pp.port)}")
+                self.say("destination", f"{what}; {proto} is the NodePort of Service port {service_name(pp.port)}")
                 return pp, Frontend.NODE_PORT
         self.say("destination", f"{what}; {proto} is no NodePort")
         return None
@@ -272,10 +272,10 @@ class _Walk:
         else:
             action = next((a for d, a in port.no_endpoint_ips if d == self.key), None)
         if action is Action.REJECT:
-            self.say(self.filter, f"Service port {_service(port.port)} has no usable endpoint: rejected, the client is refused at once")
+            self.say(self.filter, f"Service port {service_name(port.port)} has no usable endpoint: rejected, the client is refused at once")
         elif action is Action.DROP:
             policy = "internalTrafficPolicy" if frontend is Frontend.CLUSTER_IP else "externalTrafficPolicy"
-            self.say(self.filter, f"{policy} Local, and no usable endpoint of {_service(port.port)} is on this node: dropped")
+            self.say(self.filter, f"{policy} Local, and no usable endpoint of {service_name(port.port)} is on this node: dropped")
         return action
 
     def pick(self, group: EndpointGroup, marked: bool) -> tuple[Candidate, ...]:

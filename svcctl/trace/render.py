@@ -9,7 +9,7 @@ from typing import Any
 
 from ..plan.model import Frontend
 from .compare import Check
-from .path import Trace
+from .path import Trace, service_name
 
 _FRONTEND_TEXT = {
     Frontend.CLUSTER_IP: "by its ClusterIP",
@@ -17,12 +17,6 @@ _FRONTEND_TEXT = {
     Frontend.LOAD_BALANCER_IP: "by a LoadBalancer IP",
     Frontend.NODE_PORT: "by its NodePort",
 }
-
-
-def service(trace: Trace) -> str | None:
-    """``ns/name:port``: the port's name, or its number when it has none."""
-    ref = trace.port
-    return f"{ref.service}:{ref.port_name or ref.port}" if ref else None
 
 
 def _percent(p: Fraction) -> str:
@@ -37,21 +31,18 @@ def _source(trace: Trace) -> str:
 def text(trace: Trace, check: Check | None = None) -> str:
     p = trace.packet
     rows = [("packet", f"{p.protocol.value.lower()} {_source(trace)} -> {p.to}, a new connection")]
-    name = service(trace)
+    name = service_name(trace.port) if trace.port else None
     rows.append(("service", f"{name}, {_FRONTEND_TEXT[trace.frontend]}" if name and trace.frontend else "none"))
     rows.append(("verdict", str(trace.verdict)))
+    hairpin = not trace.masquerade and any(c.masquerade for c in trace.endpoints)  # some endpoints only
     if trace.endpoints:
         width = max(len(c.address) for c in trace.endpoints)
         fracs = max(len(str(c.probability)) for c in trace.endpoints)
-        mixed = not trace.masquerade and any(c.masquerade for c in trace.endpoints)
         for i, c in enumerate(trace.endpoints):
-            note = "  masqueraded (hairpin)" if mixed and c.masquerade else ""
+            note = "  masqueraded (hairpin)" if hairpin and c.masquerade else ""
             line = f"{c.address.ljust(width)}  {str(c.probability).rjust(fracs)}  {_percent(c.probability).rjust(6)}{note}"
             rows.append(("endpoints" if i == 0 else "", line))
-    if trace.endpoints and not trace.masquerade and any(c.masquerade for c in trace.endpoints):
-        masquerade = "only when the source reaches itself (hairpin)"
-    else:
-        masquerade = "yes" if trace.masquerade else "no"
+    masquerade = "only when the source reaches itself (hairpin)" if hairpin else "yes" if trace.masquerade else "no"
     rows.append(("masquerade", masquerade))
     affinity = f"ClientIP, {trace.affinity_timeout}s" if trace.affinity_timeout else "no"
     rows.append(("affinity", affinity))
@@ -83,7 +74,7 @@ def as_json(trace: Trace, check: Check | None = None) -> str:
     p = trace.packet
     data: dict[str, Any] = {
         "verdict": str(trace.verdict),
-        "service": service(trace),
+        "service": service_name(trace.port) if trace.port else None,
         "path": str(trace.frontend) if trace.frontend else None,
         "endpoints": [
             {"address": c.address, "probability": float(c.probability), "fraction": str(c.probability), "masquerade": c.masquerade}
