@@ -11,7 +11,8 @@ import typer
 
 from ..model import Protocol
 from ..options import Options
-from ..pipeline import compile_rules
+from ..backends import backend
+from ..pipeline import plan_rules
 from ..sources import read_manifests
 from ..trace import packet, render, trace as follow
 from ..trace.kernel import can_probe, check
@@ -46,11 +47,12 @@ def trace(
     kernel = kernel or live
     if kernel:
         can_probe(options.backend)
-    inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
+    inventory, plan = plan_rules(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
     warn(plan)
     result = follow(plan, probe)
-    verdict = check(compiled, result, live) if kernel else None
+    # --kernel: the rules compiled from this very plan (--live: the kernel's own) get the probes.
+    verdict = check(backend(options.backend).compile(plan, options), result, live) if kernel else None
     write = render.as_json if output is Format.JSON else render.text
     sys.stdout.write(write(result, verdict))
     if verdict is not None and not verdict.agrees:
