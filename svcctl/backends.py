@@ -50,8 +50,10 @@ class Backend(Protocol):
         """Start reading what is live (svcctl's rules of these options), to be handed to ``diff``:
         the read may run while the plan is compiled. Raises KernelError."""
 
-    def diff(self, compiled: Compiled, live: Any) -> str:
-        """Unified diff live -> planned; "" when the kernel holds the plan. Raises KernelError."""
+    def diff(self, compiled: Compiled, live: Any, raw: bool = False) -> str:
+        """What apply would change, "" when the kernel holds the plan: per Service port, then the
+        rules without the names' hashes; with ``raw`` the unified diff of the back end's listings.
+        Raises KernelError."""
 
     def delete(self, options: Options) -> tuple[list[str], list[str]]:
         """Remove svcctl's rules: (what was deleted, what of svcctl's names was left alone because

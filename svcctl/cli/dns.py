@@ -28,15 +28,23 @@ class ZoneFormat(StrEnum):
 def dns(
     manifests: Manifests,
     options: Options,
-    cluster_domain: Annotated[Optional[str], typer.Option("--cluster-domain", help=f"The cluster's DNS domain (default: {DEFAULT_CLUSTER_DOMAIN}).")] = None,
-    zone: Annotated[Optional[str], typer.Option("--zone", help="The zone to write: the cluster domain, or a reverse zone (10.in-addr.arpa, d.f.ip6.arpa, ...) holding the PTR records inside it.")] = None,
+    cluster_domain: Annotated[Optional[str], typer.Option("--cluster-domain", metavar="DOMAIN", help=f"The cluster's DNS domain (default: {DEFAULT_CLUSTER_DOMAIN}).")] = None,
+    zone: Annotated[Optional[str], typer.Option("--zone", metavar="ZONE", help="The zone to write: the cluster domain, or a reverse zone (10.in-addr.arpa, d.f.ip6.arpa, ...) holding the PTR records inside it.")] = None,
     output: Annotated[ZoneFormat, typer.Option("--output", "-o", help="zone (an RFC 1035 zone file) or json (every record of every zone, or of --zone).")] = ZoneFormat.ZONE,
-    ttl: Annotated[Optional[int], typer.Option("--ttl", help=f"TTL of the records, 0-{MAX_TTL} s (default: {DEFAULT_TTL}, as CoreDNS).")] = None,
-    serial: Annotated[Optional[int], typer.Option("--serial", help="SOA serial (default: derived from the zone's content).")] = None,
+    ttl: Annotated[Optional[int], typer.Option("--ttl", metavar="SECONDS", help=f"TTL of the records, 0-{MAX_TTL} s (default: {DEFAULT_TTL}, as CoreDNS).")] = None,
+    serial: Annotated[Optional[int], typer.Option("--serial", metavar="N", help="SOA serial (default: derived from the zone's content).")] = None,
     verbose: Verbose = False,
     all_problems: AllProblems = False,
 ) -> None:
-    """Print the Services' DNS records (Kubernetes DNS spec 1.1.0) as a zone file. Exit 0 ok, 2 invalid input."""
+    """Print the Services' DNS records (Kubernetes DNS spec 1.1.0) as a zone file.
+
+    \b
+    Examples:
+      svcctl dns manifests/ > cluster.local.zone
+      svcctl dns manifests/ --zone 10.in-addr.arpa
+      svcctl dns manifests/ -o json
+    Exit status: 0 ok, 2 invalid input.
+    """
     settings = dns_settings({"cluster-domain": cluster_domain, "zone": zone, "ttl": ttl, "serial": serial})
     inventory, services = read_services(read_manifests(manifests), options)
     say_skipped(inventory, verbose)

@@ -25,8 +25,8 @@ class Nftables:
     def snapshot(self, options: Options) -> Listing:
         return Listing(transport.scopes(options.table))
 
-    def diff(self, compiled: Compiled, live: Listing) -> str:
-        return transport.diff(compiled.rules, live)
+    def diff(self, compiled: Compiled, live: Listing, raw: bool = False) -> str:
+        return transport.diff(compiled.rules, live, raw)
 
     def delete(self, options: Options) -> tuple[list[str], list[str]]:
         return transport.delete(options.table)

@@ -15,7 +15,7 @@ from ..backends import ApplyResult
 from ..conntrack import forget_udp_flows
 from ..kernel import KernelError, Refused, in_throwaway_netns, locked
 from .decide import transaction
-from .listing import normalize, unified_diff
+from .changes import diff_text
 from .live import foreign, owned_tables, present_tables, read_live
 from .nft import Listing, Nft
 from .objects import Family, Ruleset
@@ -51,24 +51,21 @@ def scopes(table: str) -> list[str]:
     return [f"{f.value} {table}" for f in Family]
 
 
-def live_listing(ruleset: Ruleset, texts: dict[str, str]) -> str:
-    """The normalized listing of svcctl's tables, from their ``nft list table`` texts. Raises
-    KernelError for a table of svcctl's name that lacks svcctl's marker: also one holding nothing
-    svcctl's cheap listings see."""
-    out = []
+def live_listings(ruleset: Ruleset, texts: dict[str, str]) -> list[str]:
+    """svcctl's tables' ``nft list table`` texts, in the ruleset's order. Raises KernelError for
+    a table of svcctl's name that lacks svcctl's marker: also one holding nothing svcctl's cheap
+    listings see."""
     for t in ruleset.tables:
-        text = texts[t.scope]
-        if text and f"\tset {MARKER_PREFIX}" not in text:
+        if texts[t.scope] and f"\tset {MARKER_PREFIX}" not in texts[t.scope]:
             raise foreign(t)
-        out.append(normalize(text))
-    return "".join(out)
+    return [texts[t.scope] for t in ruleset.tables]
 
 
-def planned_listing(ruleset: Ruleset) -> str:
-    """What ``nft list table`` will print once the ruleset is live, normalized. The templates
-    write rules in the kernel's own form (tests/test_golden.py proves it against the kernel for
-    every golden case), so this needs no kernel."""
-    return "".join(normalize(listing(t)) for t in ruleset.tables)
+def planned_listings(ruleset: Ruleset) -> list[str]:
+    """What ``nft list table`` will print once the ruleset is live. The templates write rules in
+    the kernel's own form (tests/test_golden.py proves it against the kernel for every golden
+    case), so this needs no kernel."""
+    return [listing(t) for t in ruleset.tables]
 
 
 def prove(ruleset: Ruleset) -> None:
@@ -106,21 +103,21 @@ def apply(ruleset: Ruleset, dry_run: bool = False) -> ApplyResult:
         tx = transaction(ruleset, live, frames)
         if dry_run:
             prove(ruleset)
-            planned = planned_listing(ruleset)
             if tx:
                 _send(nft, ruleset, tx, dry_run=True)
-            live_text = live_listing(ruleset, {t.scope: nft.listing(f"list table {t.scope}") for t in ruleset.tables})
-            return ApplyResult(bool(tx), tx.summary, unified_diff(live_text, planned), (), ())
+            live_texts = live_listings(ruleset, {t.scope: nft.listing(f"list table {t.scope}") for t in ruleset.tables})
+            return ApplyResult(bool(tx), tx.summary, diff_text(live_texts, planned_listings(ruleset)), (), ())
         if tx:
             _send(nft, ruleset, tx, dry_run=False)
         deleted, warnings = forget_udp_flows(tx.removed_udp_endpoints)
         return ApplyResult(bool(tx), tx.summary, "", deleted, warnings)
 
 
-def diff(ruleset: Ruleset, live: Listing) -> str:
-    """Unified diff between the live tables (``live``: their listing, started before the plan
-    was compiled) and what apply would make live; "" if none."""
-    return unified_diff(live_listing(ruleset, live.texts()), planned_listing(ruleset))
+def diff(ruleset: Ruleset, live: Listing, raw: bool = False) -> str:
+    """What apply would change (``live``: the live tables' listing, started before the plan was
+    compiled): per Service port, then the rules without per-port hashes; with ``raw`` the plain
+    unified diff of the two listings. "" when there is nothing to change."""
+    return diff_text(live_listings(ruleset, live.texts()), planned_listings(ruleset), raw)
 
 
 def live_rules(table: str) -> str:

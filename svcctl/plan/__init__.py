@@ -9,6 +9,7 @@ that puts a port's parts together, one (``plan``) that does it for every port.
 
 from __future__ import annotations
 
+from ..formats import packed_ip
 from ..model import TrafficPolicy
 from ..options import Options
 from ..resolve import ResolvedPort, ResolvedService
@@ -45,7 +46,7 @@ def port_ref(svc: ResolvedService, port: ResolvedPort) -> PortRef:
     return PortRef(svc.namespace, svc.name, port.name, port.port, port.protocol)
 
 
-def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Claims, options: Options, pods_known: bool) -> PortPlan:
+def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Claims, pods_known: bool) -> PortPlan:
     """One Service port's part of one family's rules. ``svc`` has a cluster IP of this family."""
     ref = port_ref(svc, port)
     cluster_ip = of_family(svc.cluster_ips, version)[0]
@@ -60,7 +61,6 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     node_ports: list[tuple[NodePort, Target]] = []
     no_endpoint_ips: list[tuple[Destination, Action]] = []
     no_endpoint_node_ports: list[tuple[NodePort, Action]] = []
-    cluster_ips: list[Destination] = []
 
     # The ClusterIP: internalTrafficPolicy decides between all and local endpoints. With
     # endpoints but none local under Local policy, traffic is dropped; with no endpoints at
@@ -70,7 +70,6 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     key = Destination(cluster_ip, port.protocol, port.port)
     if internal is not None:
         service_ips.append((key, internal))
-        cluster_ips.append(key)
     else:
         no_endpoint_ips.append((key, Action.DROP if choice.usable else Action.REJECT))
 
@@ -83,7 +82,7 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
         if nodeport:
             no_endpoint_node_ports.append((nodeport, Action.REJECT))
     elif has_external:
-        ext_route = route(svc, ref, choice, pods_known, options.masquerade_all)
+        ext_route = route(svc, ref, choice, pods_known)
         if ext_route.local_policy and not choice.local:
             # Outside clients have nowhere to go: dropped rather than left to time out in nat.
             # (Pods and the node are still dispatched through the route to all endpoints.)
@@ -103,7 +102,6 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
         node_ports=tuple(node_ports),
         no_endpoint_ips=tuple(no_endpoint_ips),
         no_endpoint_node_ports=tuple(no_endpoint_node_ports),
-        cluster_ips=tuple(cluster_ips),
         firewall=fw,
         hairpin=hairpin(choice),
         udp_endpoints=udp_endpoints(port, choice),
@@ -119,13 +117,18 @@ def family_plan(services: list[ResolvedService], version: int, options: Options)
         scope = MasqueradeScope.OUTSIDE_CLUSTER
     else:
         scope = MasqueradeScope.NONE
-    ports = tuple(
-        port_plan(svc, port, version, claims, options, bool(cluster_cidrs))
-        for svc in services
-        if svc.proxied and of_family(svc.cluster_ips, version)  # headless, ExternalName: DNS only
-        for port in svc.ports
-    )
-    return FamilyPlan(version, scope, cluster_cidrs, collapsed(options.nodeport_addresses, version), ports), claims.warnings
+    proxied = [s for s in services if s.proxied and of_family(s.cluster_ips, version)]  # headless, ExternalName: DNS only
+    ports = tuple(port_plan(svc, port, version, claims, bool(cluster_cidrs)) for svc in proxied for port in svc.ports)
+    cluster_ips = tuple(sorted({of_family(s.cluster_ips, version)[0] for s in proxied}, key=packed_ip))
+    return FamilyPlan(
+        version=version,
+        masquerade=scope,
+        cluster_cidrs=cluster_cidrs,
+        nodeport_cidrs=collapsed(options.nodeport_addresses, version),
+        cluster_ips=cluster_ips,
+        service_cidrs=collapsed(options.service_cidrs, version),
+        ports=ports,
+    ), claims.warnings
 
 
 def plan(services: list[ResolvedService], options: Options) -> Plan:
