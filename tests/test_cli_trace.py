@@ -78,7 +78,8 @@ def test_json(write, run_cli) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("verdict, to", [
-    ("dnat", "10.96.0.50:80"), ("reject", "10.96.0.52:80"), ("drop", "198.51.100.1:80"), ("untouched", "10.96.0.51:80"),
+    ("dnat", "10.96.0.50:80"), ("reject", "10.96.0.52:80"), ("reject", "10.96.0.50:81"), ("drop", "198.51.100.1:80"),
+    ("drop", "10.96.0.51:80"), ("untouched", "192.0.2.9:80"),
 ])
 def test_every_verdict_exits_0(write, run_cli, verdict: str, to: str) -> None:  # type: ignore[no-untyped-def]
     run = run_cli("trace", write(WEB), *NODE, "--to", to, "-o", "json")

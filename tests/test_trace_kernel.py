@@ -163,12 +163,17 @@ def _trace(case: str, to: str, source: str | None, proto: Protocol = Protocol.TC
 AGREEMENT = [
     ("clusterip-cascade", "10.96.0.10:80", None, Protocol.TCP),
     ("clusterip-cascade", "10.96.0.10:80", "10.244.1.11", Protocol.TCP),  # hairpin
-    ("clusterip-cascade", "10.96.0.10:81", None, Protocol.TCP),  # untouched
+    ("clusterip-cascade", "10.96.0.10:81", None, Protocol.TCP),  # no such port: reject
+    ("clusterip-cascade", "10.96.0.10:80", "node", Protocol.UDP),  # the same, from the node
+    ("clusterip-cascade", "10.96.0.99:80", "10.244.1.11", Protocol.TCP),  # unallocated: drop
+    ("clusterip-cascade", "192.0.2.9:80", None, Protocol.TCP),  # untouched
     ("clusterip-cascade", "127.0.0.1:30000", "node", Protocol.TCP),  # loopback: untouched
     ("etp-local", "198.51.100.80:80", None, Protocol.TCP),
     ("etp-local", "198.51.100.80:80", "10.244.3.3", Protocol.TCP),
     ("etp-local", "192.168.1.1:30081", "node", Protocol.TCP),
     ("etp-local-no-local-endpoints", "198.51.100.90:80", None, Protocol.TCP),  # drop
+    ("masquerade-all", "10.96.0.60:80", "10.244.1.5", Protocol.TCP),
+    ("masquerade-all", "198.51.100.62:80", None, Protocol.TCP),  # externalTrafficPolicy Local: source kept
     ("lb-source-ranges", "198.51.100.50:443", None, Protocol.TCP),  # refused: drop
     ("lb-source-ranges", "198.51.100.50:443", "10.1.2.3", Protocol.TCP),
     ("no-endpoints", "10.96.0.130:80", None, Protocol.TCP),  # reject

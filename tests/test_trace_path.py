@@ -137,11 +137,14 @@ def test_without_a_cluster_cidr_nothing_is_masqueraded_by_source() -> None:
     assert any("pods cannot be told from other clients" in r for r in follow(p, LB["svc2"], POD).reasons)
 
 
-def test_masquerade_all_marks_clusterip_traffic_from_pods() -> None:
+@pytest.mark.parametrize("name, source, destinations, expected", FLOWS, ids=[f[0] for f in FLOWS])
+def test_masquerade_all_changes_only_clusterip_traffic_from_pods(name: str, source: str, destinations: dict[str, str], expected: dict[str, tuple]) -> None:
+    # kube-proxy's masqueradeAll override: pod -> ClusterIP is masqueraded, nothing else changes
+    # (external traffic to an externalTrafficPolicy Local Service keeps its source).
     p = plan_of(MASQUERADE, cluster_cidr=["10.0.0.0/8"], masquerade_all=True)
-    for svc in BOTH:
-        verdict, _, masq = flow(p, CLUSTER_IP[svc], POD)
-        assert (verdict, masq) == ("dnat", True), svc
+    for svc, (verdict, endpoints, masq) in expected.items():
+        want = (verdict, endpoints, masq or destinations is CLUSTER_IP)
+        assert flow(p, destinations[svc], source) == want, f"{name}: {svc}"
     assert "nat prerouting: --masquerade-all: marked for masquerade" in follow(p, CLUSTER_IP["svc1"], POD).reasons
 
 
@@ -345,8 +348,7 @@ def test_no_endpoints_rejects_every_path(policies: Plan, source: str, to: str) -
 def test_udp_is_its_own_port(policies: Plan) -> None:
     t = follow(policies, "172.30.0.41:53", POD, Protocol.UDP)
     assert (t.verdict, t.port and t.port.port_name) == (Verdict.REJECT, "dns")
-    # TCP 53 is no port of the Service: nothing of svcctl's applies.
-    assert follow(policies, "172.30.0.41:53", POD).verdict is Verdict.UNTOUCHED
+    assert t.reasons[-1] == "filter forward: Service port ns/empty:dns has no usable endpoint: rejected, the client is refused at once"
 
 
 def test_internal_traffic_policy_local_without_local_endpoints_drops(policies: Plan) -> None:
@@ -378,10 +380,34 @@ def test_hairpin_is_masqueraded_only_when_the_pod_reaches_itself(policies: Plan)
     assert t.reasons[-1] == "nat postrouting: otherwise not marked: the endpoint sees the source address 10.180.0.1"
 
 
-def test_an_address_no_service_holds_on_that_port(policies: Plan) -> None:
-    t = follow(policies, "172.30.0.41:8080", POD)
-    assert (t.verdict, t.port, t.frontend, t.node_address) == (Verdict.UNTOUCHED, None, None, False)
-    assert t.reasons[1] == "destination: 172.30.0.41 is a Service address (ns/empty), but no Service port there is tcp/8080"
+# ---- addresses and ports no Service holds (TestClusterIPGeneral) -------------------------------
+
+
+@pytest.mark.parametrize("source", [POD, EXTERNAL, NODE])
+def test_a_cluster_ip_on_a_port_no_service_port_holds_is_rejected(policies: Plan, source: str) -> None:
+    for to, protocol in (("172.30.0.41:8080", Protocol.TCP), ("172.30.0.42:80", Protocol.UDP)):  # wrong port, wrong protocol
+        t = follow(policies, to, source, protocol)
+        assert (t.verdict, t.port, t.frontend, t.node_address) == (Verdict.REJECT, None, None, False)
+        address = to.split(":")[0]
+        where = "filter output" if source == NODE else "filter forward"
+        assert t.reasons[1] == f"destination: {address} is a Service address (ns/{'empty' if address.endswith('41') else 'itp'}), but no Service port there is {protocol.value.lower()}/{to.split(':')[1]}"
+        assert t.reasons[-1] == f"{where}: {address} is a ClusterIP, but not of a {protocol.value.lower()}/{to.split(':')[1]} Service port: rejected, the client is refused at once"
+
+
+def test_an_unallocated_address_of_the_service_cidrs_is_dropped(policies: Plan) -> None:
+    t = follow(policies, "172.30.0.50:80", POD)
+    assert (t.verdict, t.node_address) == (Verdict.DROP, False)
+    assert t.reasons[1:] == (
+        "destination: 172.30.0.50 is no Service's address, but inside the service CIDR 172.30.0.0/16",
+        "filter forward: no Service holds 172.30.0.50 in the service CIDR 172.30.0.0/16: dropped",
+    )
+
+
+def test_external_addresses_on_other_ports_are_left_alone(policies: Plan) -> None:
+    for to in ("192.168.99.11:8080", "1.2.3.4:8080"):  # externalIP, LoadBalancer IP
+        t = follow(policies, to, EXTERNAL)
+        assert t.verdict is Verdict.UNTOUCHED
+        assert t.reasons[-1] == "verdict: no rule of svcctl's changes the packet: it goes where routing sends it"
 
 
 def test_ipv6() -> None:

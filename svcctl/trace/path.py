@@ -6,14 +6,16 @@ templates/nftables/objects.nft.j2 ``frame_chains``, explained in docs/nft-layout
 1. before DNAT (filter prerouting, or filter output for the node's own traffic, priority -110):
    a new connection to a LoadBalancer IP port with loadBalancerSourceRanges, from a source in
    none of them, is dropped;
-2. DNAT (nat prerouting, or nat output): a connection to a ClusterIP port with endpoints is
-   marked for masquerade by the masquerade scope; then the Service address, protocol and port
+2. DNAT (nat prerouting, or nat output): a connection to a cluster IP is marked for masquerade
+   as the masquerade scope says; then the Service address, protocol and port
    lead to an endpoint group or an external route; else, on one of this node's addresses (never
    loopback; within --nodeport-addresses when given), the protocol and port to a NodePort's;
    an external route marks (policy Cluster) and sends pods, the node and other clients each
    their way (docs/nft-layout.md §3.2, §3.3); a group picks an endpoint by its cascade;
 3. after DNAT (filter input, forward, output): a connection that was not DNATed and is addressed
-   to a Service port without usable endpoints is rejected or dropped;
+   to a Service port without usable endpoints is rejected or dropped; then (forward and output
+   only) one to a cluster IP on a port no Service port holds is rejected, and one to an address
+   of the service CIDRs that no Service holds dropped;
 4. nat postrouting: a marked connection is masqueraded, and so is one DNATed back to its source
    (hairpin).
 
@@ -139,18 +141,19 @@ class _Walk:
 
         if port is not None and frontend is not Frontend.NODE_PORT and not self.firewall(port):
             return finish(Verdict.DROP)
-        target, marked = self.dispatch(port, frontend)
+        target = self.dispatch(port, frontend)
+        marked = target is not None and self.cluster_ip_mark()  # (said only where it matters)
         group: EndpointGroup | None
         if isinstance(target, ExternalRoute):
-            group, marked = self.route(target)
+            group, marked = self.route(target, marked)
         else:
             group = target
         if group is None:
-            action = self.endpoints_check(port, frontend)
-            if action is None:
+            verdict = self.endpoints_check(port, frontend) or self.cluster_ips_check()
+            if verdict is None:
                 self.say("verdict", "no rule of svcctl's changes the packet: it goes where routing sends it")
                 return finish(Verdict.UNTOUCHED)
-            return finish(Verdict.REJECT if action is Action.REJECT else Verdict.DROP)
+            return finish(verdict)
         candidates = self.pick(group, marked)
         self.postrouting(candidates, marked)
         return finish(Verdict.DNAT, candidates, group.affinity_timeout)
@@ -180,6 +183,10 @@ class _Walk:
         if held:
             services = ", ".join(dict.fromkeys(pp.port.service for pp, _, _ in held))
             self.say("destination", f"{p.destination} is a Service address ({services}), but no Service port there is {proto}")
+            return None
+        cidr = _inside(p.destination, self.fp.service_cidrs)
+        if cidr:
+            self.say("destination", f"{p.destination} is no Service's address, but inside the service CIDR {cidr}")
             return None
         # No Service address: one of this node's. (The NodePort rule tests that live: fib daddr type local.)
         self.filter = "filter output" if p.local else "filter input"
@@ -213,22 +220,10 @@ class _Walk:
         self.say(self.before_dnat, f"{allowed}; {self.packet.source} is inside {inside}: allowed")
         return True
 
-    def dispatch(self, port: PortPlan | None, frontend: Frontend | None) -> tuple[Target | None, bool]:
-        """The DNAT chain: whether its first rule marks the packet for masquerade, and where the
-        dispatch sends it."""
-        if port is None:
-            return None, False
-        marked = frontend is Frontend.CLUSTER_IP and self.cluster_ip_mark(port)
-        if frontend is Frontend.NODE_PORT:
-            target = next((t for n, t in port.node_ports if n == self.node_port), None)
-        else:
-            target = next((t for d, t in port.service_ips if d == self.key), None)
-        if target is None:
-            self.say(self.dnat, "no endpoint for this traffic: not DNATed")
-        return target, marked
-
-    def cluster_ip_mark(self, port: PortPlan) -> bool:
-        if self.key not in port.cluster_ips:
+    def cluster_ip_mark(self) -> bool:
+        """The DNAT chain's first rule: a connection to a cluster IP (any port) is marked for
+        masquerade as the masquerade scope says."""
+        if self.packet.destination not in self.fp.cluster_ips:
             return False
         scope = self.fp.masquerade
         if scope is MasqueradeScope.ALL:
@@ -243,13 +238,24 @@ class _Walk:
         self.say(self.dnat, "the source is outside the cluster CIDR: marked for masquerade, so that the endpoint's reply comes back through this node")
         return True
 
-    def route(self, r: ExternalRoute) -> tuple[EndpointGroup | None, bool]:
+    def dispatch(self, port: PortPlan | None, frontend: Frontend | None) -> Target | None:
+        """The DNAT chain's dispatch: where the Service address and port (or the NodePort) lead."""
+        if port is None:
+            return None
+        if frontend is Frontend.NODE_PORT:
+            target = next((t for n, t in port.node_ports if n == self.node_port), None)
+        else:
+            target = next((t for d, t in port.service_ips if d == self.key), None)
+        if target is None:
+            self.say(self.dnat, "no endpoint for this traffic: not DNATed")
+        return target
+
+    def route(self, r: ExternalRoute, marked: bool) -> tuple[EndpointGroup | None, bool]:
         """An external route (templates: ``external_chain``), rule by rule: the group it sends the
-        packet to (None: none, the packet leaves the chain unchanged) and whether it marked it."""
-        marked = r.mark_all
-        if marked:
-            why = "--masquerade-all" if r.local_policy else "externalTrafficPolicy Cluster (the endpoint may be on another node)"
-            self.say(self.dnat, f"{why}: marked for masquerade")
+        packet to (None: none, the packet leaves the chain unchanged) and whether it is marked."""
+        if r.mark_all:
+            marked = True
+            self.say(self.dnat, "externalTrafficPolicy Cluster (the endpoint may be on another node): marked for masquerade")
         if r.pods_to is not None and self.pod_cidr:
             self.say(self.dnat, "externalTrafficPolicy Local, but the source is a pod: all endpoints, as kube-proxy does")
             return r.pods_to, marked
@@ -263,8 +269,9 @@ class _Walk:
         self.say(self.dnat, "externalTrafficPolicy Local and no endpoint on this node: not DNATed")
         return None, marked
 
-    def endpoints_check(self, port: PortPlan | None, frontend: Frontend | None) -> Action | None:
-        """The filter check after DNAT, for a connection that was not DNATed."""
+    def endpoints_check(self, port: PortPlan | None, frontend: Frontend | None) -> Verdict | None:
+        """The filter check after DNAT (endpoints-check), for a connection that was not DNATed: to
+        a Service port without usable endpoints for it."""
         if port is None:
             return None
         if frontend is Frontend.NODE_PORT:
@@ -273,10 +280,28 @@ class _Walk:
             action = next((a for d, a in port.no_endpoint_ips if d == self.key), None)
         if action is Action.REJECT:
             self.say(self.filter, f"Service port {service_name(port.port)} has no usable endpoint: rejected, the client is refused at once")
-        elif action is Action.DROP:
+            return Verdict.REJECT
+        if action is Action.DROP:
             policy = "internalTrafficPolicy" if frontend is Frontend.CLUSTER_IP else "externalTrafficPolicy"
             self.say(self.filter, f"{policy} Local, and no usable endpoint of {service_name(port.port)} is on this node: dropped")
-        return action
+            return Verdict.DROP
+        return None
+
+    def cluster_ips_check(self) -> Verdict | None:
+        """The filter check after the endpoints check, on forwarded and the node's own traffic
+        (cluster-ips-check, as kube-proxy's): what no rule DNATed, to a cluster IP, is rejected;
+        to an address in the service CIDRs that no Service holds, dropped."""
+        if self.filter == "filter input":
+            return None
+        p = self.packet
+        if p.destination in self.fp.cluster_ips:
+            self.say(self.filter, f"{p.destination} is a ClusterIP, but not of a {p.protocol.value.lower()}/{p.port} Service port: rejected, the client is refused at once")
+            return Verdict.REJECT
+        cidr = _inside(p.destination, self.fp.service_cidrs)
+        if cidr:
+            self.say(self.filter, f"no Service holds {p.destination} in the service CIDR {cidr}: dropped")
+            return Verdict.DROP
+        return None
 
     def pick(self, group: EndpointGroup, marked: bool) -> tuple[Candidate, ...]:
         shares = group.probabilities()
