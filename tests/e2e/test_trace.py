@@ -61,10 +61,10 @@ def _chi_square(counts, expected):
     return sum((counts.get(a, 0) - total * p) ** 2 / (total * p) for a, p in expected.items())
 
 
-def apply(svc, *objects, path=None):
+def apply(svc, *objects, path=None, node_args=NODE_ARGS):
     """``svcctl apply`` of the objects (or of the manifest at ``path``) in the node; the path."""
     path = path or svc.write(manifest(*objects))
-    proc = svc.run("apply", path, *NODE_ARGS)
+    proc = svc.run("apply", path, *node_args)
     assert proc.returncode == 0, proc.stderr
     return path
 
@@ -288,7 +288,22 @@ def test_undefined_port(svc, hosts):
     path = apply(svc, service("spread", [port(80)], selector={"app": "web"}, cluster_ip="10.96.0.10"), pod(a, {"app": "web"}))
     for proto in ("tcp", "udp"):
         predicted, _ = observe(svc, path, "client", "10.96.0.10", 81, proto=proto)
-        assert predicted["service"] is None
+        assert (predicted["service"], predicted["verdict"]) == (None, "reject")
+    # An address of the service CIDR that no Service holds: dropped, nothing leaves the node.
+    predicted, _ = observe(svc, path, "pod-b", "10.96.0.199", 80)
+    assert predicted["verdict"] == "drop"
+
+
+def test_masquerade_all(svc, hosts):
+    a, _, _, d = hosts
+    args = (*NODE_ARGS, "--masquerade-all")
+    path = apply(svc, service("np-local", [port(80, node_port=30081)], selector={"app": "web"}, type="NodePort",
+                              cluster_ip="10.96.0.21", externalTrafficPolicy="Local"),
+                 pod(a, {"app": "web"}), pod(d, {"app": "web"}, node=OTHER_NODE), node_args=args)
+    inside, _ = observe(svc, path, "pod-c", "10.96.0.21", 80, n=200, node_args=args)
+    assert inside["masquerade"] and "nat prerouting: --masquerade-all: marked for masquerade" in inside["reasons"]
+    local, _ = observe(svc, path, "client", NODE_IP4, 30081, node_args=args)
+    assert not local["masquerade"]  # externalTrafficPolicy Local keeps the client's address
 
 
 # --- the kernel disagreeing ------------------------------------------------------------------------
