@@ -29,6 +29,7 @@ import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
+from typing import Iterable, TypeVar
 
 from ..plan.model import (
     LOOPBACK,
@@ -47,6 +48,8 @@ from ..plan.model import (
     Target,
 )
 from .packet import Packet, endpoint_text
+
+T = TypeVar("T")
 
 
 class Verdict(StrEnum):
@@ -127,6 +130,13 @@ class _Walk:
 
     def say(self, where: str, what: str) -> None:
         self.reasons.append(f"{where}: {what}")
+
+    def entry(self, frontend: Frontend | None, by_node_port: Iterable[tuple[NodePort, T]], by_address: Iterable[tuple[Destination, T]]) -> T | None:
+        """What a map keyed by NodePort (for the NodePort path) or by address, protocol and port
+        (any other) holds for this packet."""
+        if frontend is Frontend.NODE_PORT:
+            return next((v for k, v in by_node_port if k == self.node_port), None)
+        return next((v for k, v in by_address if k == self.key), None)
 
     # --- the steps, in the rules' order ------------------------------------------------------
 
@@ -242,10 +252,7 @@ class _Walk:
         """The DNAT chain's dispatch: where the Service address and port (or the NodePort) lead."""
         if port is None:
             return None
-        if frontend is Frontend.NODE_PORT:
-            target = next((t for n, t in port.node_ports if n == self.node_port), None)
-        else:
-            target = next((t for d, t in port.service_ips if d == self.key), None)
+        target = self.entry(frontend, port.node_ports, port.service_ips)
         if target is None:
             self.say(self.dnat, "no endpoint for this traffic: not DNATed")
         return target
@@ -274,10 +281,7 @@ class _Walk:
         a Service port without usable endpoints for it."""
         if port is None:
             return None
-        if frontend is Frontend.NODE_PORT:
-            action = next((a for n, a in port.no_endpoint_node_ports if n == self.node_port), None)
-        else:
-            action = next((a for d, a in port.no_endpoint_ips if d == self.key), None)
+        action = self.entry(frontend, port.no_endpoint_node_ports, port.no_endpoint_ips)
         if action is Action.REJECT:
             self.say(self.filter, f"Service port {service_name(port.port)} has no usable endpoint: rejected, the client is refused at once")
             return Verdict.REJECT
