@@ -7,11 +7,11 @@ templates/nftables/objects.nft.j2 ``frame_chains``, explained in docs/nft-layout
    a new connection to a LoadBalancer IP port with loadBalancerSourceRanges, from a source in
    none of them, is dropped;
 2. DNAT (nat prerouting, or nat output): a connection to a cluster IP is marked for masquerade
-   as the masquerade scope says; then the Service address, protocol and port
-   lead to an endpoint group or an external route; else, on one of this node's addresses (never
-   loopback; within --nodeport-addresses when given), the protocol and port to a NodePort's;
-   an external route marks (policy Cluster) and sends pods, the node and other clients each
-   their way (docs/nft-layout.md §3.2, §3.3); a group picks an endpoint by its cascade;
+   as the masquerade scope says; then the Service address, protocol and port lead to an
+   endpoint group or an external route; else, on one of this node's addresses (never loopback;
+   within --nodeport-addresses when given), the protocol and port to a NodePort's; an external
+   route marks (policy Cluster) and sends pods, the node and other clients each their way
+   (docs/nft-layout.md §3.2, §3.3); a group picks an endpoint by its cascade;
 3. after DNAT (filter input, forward, output): a connection that was not DNATed and is addressed
    to a Service port without usable endpoints is rejected or dropped; then (forward and output
    only) one to a cluster IP on a port no Service port holds is rejected, and one to an address
