@@ -388,7 +388,7 @@ def test_show_gives_each_endpoint_its_chance(write, run_cli):
     ]
 
 
-@pytest.mark.parametrize("command", ["validate", "show", "compile", "apply", "diff", "delete", "dns"])
+@pytest.mark.parametrize("command", ["validate", "show", "compile", "apply", "diff", "delete", "dns", "trace"])
 def test_help_reads_like_a_unix_tools(command, run_cli) -> None:
     """Values named by what they are (CIDR, NAME, FILE, MANIFEST), not by Python types; examples
     and exit statuses in every command's help."""
@@ -398,7 +398,7 @@ def test_help_reads_like_a_unix_tools(command, run_cli) -> None:
     assert "Examples:\n" in result.out and "Exit status:" in result.out
     if command != "delete":
         assert result.out.startswith(f"Usage: svcctl {command} [OPTIONS] MANIFEST...")
-    if command in ("compile", "apply", "diff"):
+    if command in ("compile", "apply", "diff", "trace"):
         for metavar in ("--cluster-cidr CIDR", "--node-name NAME", "--config FILE", "--service-node-port-range FIRST-LAST"):
             assert metavar in result.out, metavar
 

@@ -31,9 +31,9 @@ class Format(StrEnum):
 def trace(
     manifests: Manifests,
     options: Options,
-    to: Annotated[str, typer.Option("--to", help="The destination: IP:PORT, or [IPv6]:PORT.", show_default=False)],
-    source: Annotated[Optional[str], typer.Option("--from", help='The source: an IP address, "node" (this node itself) or "node:IP" (default: 203.0.113.1 or 2001:db8::1, a client outside the cluster).', show_default=False)] = None,
-    protocol: Annotated[Protocol, typer.Option("--protocol", case_sensitive=False, show_default="tcp", help="tcp, udp or sctp.")] = Protocol.TCP,
+    to: Annotated[str, typer.Option("--to", metavar="IP:PORT", help="The destination: IP:PORT, or [IPv6]:PORT.", show_default=False)],
+    source: Annotated[Optional[str], typer.Option("--from", metavar="SOURCE", help='The source: an IP address, "node" (this node itself) or "node:IP" (default: 203.0.113.1 or 2001:db8::1, a client outside the cluster).', show_default=False)] = None,
+    protocol: Annotated[Protocol, typer.Option("--protocol", case_sensitive=False, show_default=False, help="tcp (default), udp or sctp.")] = Protocol.TCP,
     output: Annotated[Format, typer.Option("--output", "-o", help="text or json.")] = Format.TEXT,
     kernel: Annotated[bool, typer.Option("--kernel", help="Also send probes through the compiled rules in a throwaway network namespace (root) and compare.")] = False,
     live: Annotated[bool, typer.Option("--live", help="As --kernel, through a copy of the rules the kernel holds now (read only).")] = False,
@@ -41,8 +41,16 @@ def trace(
     all_problems: AllProblems = False,
 ) -> None:
     """Explain what the rules do to a new connection: verdict, endpoints with exact probabilities,
-    masquerade, affinity, and why. Exit 0 (whatever the verdict), 1 --kernel found the kernel
-    disagreeing, 2 invalid input, 3 --kernel cannot use the kernel."""
+    masquerade, affinity, and why.
+
+    \b
+    Examples:
+      svcctl trace web.yaml --node-name node-1 --cluster-cidr 10.244.0.0/16 --to 10.96.0.10:80
+      svcctl trace web.yaml --to 192.168.1.10:30080 --from 10.244.1.5 -o json
+      svcctl trace manifests/ --to 10.96.0.10:80 --from node --live
+    Exit status: 0 traced (whatever the verdict), 1 --kernel/--live found the kernel disagreeing,
+    2 invalid input, 3 --kernel/--live cannot use the kernel.
+    """
     probe = packet(to, source, protocol, options.cluster_cidrs)
     kernel = kernel or live
     if kernel:
