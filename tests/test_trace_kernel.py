@@ -183,6 +183,8 @@ AGREEMENT = [
     ("protocols", "192.168.9.9:30053", "node", Protocol.UDP),
     ("dual-stack", "[fd00:10:96::171]:80", "fd00:10:244:1::5", Protocol.TCP),
     ("dual-stack", "[2001:db8::5]:30171", "node", Protocol.TCP),
+    ("dual-stack", "[::1]:30171", "node:::1", Protocol.TCP),  # loopback: untouched
+    ("dual-stack", "[fd00::5]:30171", "node:fd00::5", Protocol.TCP),
     ("session-affinity", "10.96.0.120:80", None, Protocol.TCP),
     ("terminating-fallback", "10.96.0.140:80", None, Protocol.TCP),
     ("nodeport-addresses", "192.168.1.1:30080", None, Protocol.TCP),  # outside the ranges: untouched

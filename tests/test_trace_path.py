@@ -443,10 +443,16 @@ def test_probabilities_follow_the_cascade_exactly() -> None:
     ("10.96.0.10:0", None, 'command line: --to: "10.96.0.10:0": the port must be between 1 and 65535'),
     ("10.96.0.10:65536", None, 'command line: --to: "10.96.0.10:65536": the port must be between 1 and 65535'),
     ("10.96.0.10:８０", None, 'command line: --to: "10.96.0.10:８０" is not an address and port (e.g. 10.96.0.10:80 or [fd00:10:96::10]:80)'),
+    ("0.0.0.0:80", None, 'command line: --to: "0.0.0.0:80": a new connection goes to one host, not to an unspecified address'),
+    ("[ff02::1]:80", None, 'command line: --to: "[ff02::1]:80": a new connection goes to one host, not to a multicast address'),
+    ("10.96.0.10:80", "224.0.0.1", "command line: --from: 224.0.0.1 is no address a connection comes from"),
+    ("10.96.0.10:80", "node:0.0.0.0", "command line: --from: 0.0.0.0 is no address a connection comes from"),
     ("10.96.0.10:80", "pod-a", 'command line: --from: "pod-a" is not an IP address, "node" or "node:IP"'),
     ("10.96.0.10:80", "node:x", 'command line: --from: "node:x" is not an IP address, "node" or "node:IP"'),
     ("10.96.0.10:80", "fd00::1", "command line: --from: fd00::1 is IPv6, but --to 10.96.0.10:80 is IPv4"),
     ("10.96.0.10:80", "node:fd00::1", "command line: --from: node:fd00::1 is IPv6, but --to 10.96.0.10:80 is IPv4"),
+    ("[fd00::1]:80", "::1", "command line: --from: ::1 is a loopback address: only the node sends from it (--from node:::1)"),
+    ("10.96.0.10:80", "127.0.0.2", "command line: --from: 127.0.0.2 is a loopback address: only the node sends from it (--from node:127.0.0.2)"),
 ])
 def test_bad_packets_are_one_line_problems(to: str, source: str | None, message: str) -> None:
     with pytest.raises(InvalidInput) as err:

@@ -75,8 +75,8 @@ def build_node(packet: Packet, destination_local: bool) -> None:
     _ip("address", "add", f"{SINK_ADDRESS[v]}/{bits}", "dev", SINK_OUT, *(("nodad",) if v == 6 else ()))
     _ip(f"-{v}", "route", "add", "default", "dev", SINK_OUT)
     local = ([packet.source] if packet.local else []) + ([packet.destination] if destination_local else [])
-    for address in dict.fromkeys(local):
-        _ip("address", "add", f"{address}/{bits}", "dev", "lo", *(("nodad",) if v == 6 else ()))
+    for address in dict.fromkeys(local):  # replace: ::1 is there already
+        _ip("address", "replace", f"{address}/{bits}", "dev", "lo", *(("nodad",) if v == 6 else ()))
 
 
 def send(packet: Packet, count: int) -> None:

@@ -69,6 +69,9 @@ def parse_destination(text: str) -> tuple[str, int] | Problem:
     address = _address(host)
     if address is None:
         return bad
+    ip = ipaddress.ip_address(address)
+    if ip.is_unspecified or ip.is_multicast:
+        return _problem("--to", f'"{text}": a new connection goes to one host, not to {"an unspecified" if ip.is_unspecified else "a multicast"} address')
     if not 1 <= int(port) <= 65535:
         return _problem("--to", f'"{text}": the port must be between 1 and 65535')
     return address, int(port)
@@ -103,6 +106,13 @@ def packet(to: str, source: str | None, protocol: Protocol, cluster_cidrs: Itera
         inside = [n for n in cluster_cidrs if ipaddress.ip_address(address) in n]
         if inside:
             raise InvalidInput([_problem("--from", f"the default source {address} lies inside --cluster-cidr {inside[0]}: give --from")])
-    elif ip_version(address) != version:
-        raise InvalidInput([_problem("--from", f"{source} is IPv{ip_version(address)}, but --to {to} is IPv{version}")])
+    else:
+        ip = ipaddress.ip_address(address)
+        if ip.version != version:
+            raise InvalidInput([_problem("--from", f"{source} is IPv{ip.version}, but --to {to} is IPv{version}")])
+        if ip.is_unspecified or ip.is_multicast:
+            raise InvalidInput([_problem("--from", f"{address} is no address a connection comes from")])
+        if not local and ip.is_loopback:
+            # The kernel drops a packet from a loopback address that arrives from outside (martian).
+            raise InvalidInput([_problem("--from", f"{address} is a loopback address: only the node sends from it (--from node:{address})")])
     return Packet(address, host, port, protocol, local, assumed)
