@@ -1,0 +1,68 @@
+"""Turn raw manifests into validated, typed objects, as the API server would accept them.
+
+Every problem in every object is collected before anything fails, so a user sees the whole list
+at once. The rules follow the API server's validation (pkg/apis/core/validation and
+pkg/apis/discovery/validation); messages are worded as it words them. One module per kind of
+object (service, endpoints, pod), one for what every kind shares (metadata), one for the typed
+step before the rules (typing) and one for the rules across objects (across).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..load import Origin, RawObject
+from ..model import Endpoints, EndpointSlice, Pod, Service
+from ..options import NodePortRange
+from ..problems import InvalidInput, Problem
+from .across import check_across
+from .endpoints import check_endpoints, check_slice
+from .pod import check_pod
+from .report import Entry, Reporter
+from .service import check_service
+from .typing import typed, unsupported_values
+
+__all__ = ["Entry", "Inventory", "NodePortRange", "SERVICE_NAME_LABEL", "validate"]
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+_RULES = {Service: check_service, Endpoints: check_endpoints, EndpointSlice: check_slice, Pod: check_pod}
+
+
+@dataclass
+class Inventory:
+    """Every object of the kinds svcctl uses, validated; and what was skipped."""
+
+    services: list[Entry[Service]] = field(default_factory=list)
+    endpoints: list[Entry[Endpoints]] = field(default_factory=list)
+    slices: list[Entry[EndpointSlice]] = field(default_factory=list)
+    pods: list[Entry[Pod]] = field(default_factory=list)
+    skipped: list[tuple[str, Origin]] = field(default_factory=list)  # "apiVersion/kind name", origin
+
+
+def validate(raw: Iterable[RawObject], node_ports: NodePortRange = NodePortRange()) -> Inventory:
+    """Type-check and validate every object. Raises InvalidInput with every problem found."""
+    inventory = Inventory()
+    problems: list[Problem] = []
+    buckets: dict[type, list[Any]] = {
+        Service: inventory.services,
+        Endpoints: inventory.endpoints,
+        EndpointSlice: inventory.slices,
+        Pod: inventory.pods,
+    }
+    for item in raw:
+        entry = typed(item, problems, inventory.skipped)
+        if entry is None:
+            continue
+        report = Reporter(entry, problems)
+        # Values outside an enum are reported, and the other rules still run (they only
+        # compare such fields with enum members and print them with str()): all at once.
+        unsupported_values(entry.obj, (), report)
+        _RULES[type(entry.obj)](entry.obj, report, node_ports)
+        if report.clean:
+            buckets[type(entry.obj)].append(entry)
+    check_across(inventory, problems)
+    if problems:
+        raise InvalidInput(problems)
+    return inventory
