@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple
 
 from pydantic_core import PydanticCustomError
 
-from .problems import Path, show_value
+from .problems import Key, Path, show_value
 
 # A schema is a type (str, bool), a dict of field name -> schema (an object; unknown fields are
 # errors), [schema] (a list of it), or {str: str} (a map of strings).
@@ -61,7 +61,7 @@ def _conform(value: Any, schema: Any, path: Path, errors: list[tuple[Path, str]]
             return
         for key, item in value.items():
             if type(item) is not str:
-                errors.append(((*path, key), f"Invalid value: {show_value(item)}: must be a string"))
+                errors.append(((*path, Key(key)), f"Invalid value: {show_value(item)}: must be a string"))
     else:
         if type(value) is not dict:
             errors.append((path, f"Invalid value: {show_value(value)}: must be an object"))

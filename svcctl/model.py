@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
 
@@ -151,18 +151,32 @@ class ObjectMeta(_Model):
 
 
 class _Object(_Model):
+    namespaced: ClassVar[bool] = True  # False for cluster-scoped kinds, which have no namespace
+
     api_version: str
     kind: str
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
 
     @property
     def ref(self) -> str:
-        return f"{self.metadata.namespace}/{self.metadata.name}"
+        """``namespace/name``, or ``name`` for a cluster-scoped kind: how kubectl names it."""
+        return ref(type(self), self.metadata.namespace, self.metadata.name)
+
+
+def ref(model: type[_Object], namespace: str, name: str) -> str:
+    return f"{namespace}/{name}" if model.namespaced else name
 
 
 # ---- Service ------------------------------------------------------------------------------
 
-IntOrString = Annotated[int, Strict()] | str
+def _int_or_string(value: Any) -> int | str:
+    # Go's intstr.IntOrString: a JSON number or a JSON string, nothing else (not a boolean).
+    if type(value) is int or type(value) is str:
+        return value
+    raise PydanticCustomError("int_or_string_type", "must be an integer or a string")
+
+
+IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
 
 
 class ServicePort(_Model):

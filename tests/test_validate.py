@@ -123,8 +123,8 @@ LABEL_VALUE = (
     "labels, expected",
     [
         ({"app.kubernetes.io/name": "web", "tier": "", "x_y.z": "A-1_b.c"}, []),
-        ({"tier": "-front"}, [f'metadata.labels.tier: Invalid value: "-front": {LABEL_VALUE}']),
-        ({"tier": LONG}, [f'metadata.labels.tier: Invalid value: "{LONG}": must be no more than 63 characters']),
+        ({"tier": "-front"}, [f'metadata.labels[tier]: Invalid value: "-front": {LABEL_VALUE}']),
+        ({"tier": LONG}, [f'metadata.labels[tier]: Invalid value: "{LONG}": must be no more than 63 characters']),
         (
             {"bad key": "x"},
             [
@@ -148,7 +148,7 @@ def test_selector_labels_are_checked():
     assert svc_problems({"ports": P80, "selector": {"app": "web", "bad/key/x": "v", "ok": "no good"}}) == [
         "spec.selector: Invalid value: \"bad/key/x\": a qualified name must consist of alphanumeric characters, "
         "'-', '_' or '.', with an optional DNS subdomain prefix and '/'",
-        f'spec.selector.ok: Invalid value: "no good": {LABEL_VALUE}',
+        f'spec.selector[ok]: Invalid value: "no good": {LABEL_VALUE}',
     ]
 
 
@@ -756,4 +756,32 @@ def test_an_object_that_does_not_type_check_still_has_its_name_checked():
         "Service default/Bad_Name: metadata.name: Invalid value: \"Bad_Name\": a DNS-1035 label must consist of lower case "
         "alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
         'Service default/Bad_Name: spec.ports[0].port: Invalid value: "80": must be an integer',
+    ]
+
+
+# ---- user text in messages -----------------------------------------------------------------
+
+
+def test_a_name_with_a_newline_or_an_escape_stays_on_one_line(write):
+    path = write('apiVersion: v1\nkind: Service\nmetadata:\n  name: "a\\nm.yaml:1: forged\\e[31m"\nspec:\n  ports: [{port: 80, name: "x\\ty"}]\n')
+    lines = problems_of(path)
+    assert lines == [
+        f'{path}:4: Service "default/a\\nm.yaml:1: forged\\x1b[31m": metadata.name: Invalid value: "a\\nm.yaml:1: forged\\x1b[31m": {DNS1035}',
+        f'{path}:6: Service "default/a\\nm.yaml:1: forged\\x1b[31m": spec.ports[0].name: Invalid value: "x\\ty": {DNS1123_LABEL}',
+    ]
+
+
+def test_an_int_or_string_field_is_one_problem_not_one_per_python_type():
+    assert svc_problems({"ports": [{"port": 80, "targetPort": 1.5}]}) == [
+        "spec.ports[0].targetPort: Invalid value: 1.5: must be an integer or a string"
+    ]
+    assert svc_problems({"ports": [{"port": 80, "targetPort": True}]}) == [
+        "spec.ports[0].targetPort: Invalid value: true: must be an integer or a string"
+    ]
+
+
+def test_values_of_a_map_are_named_by_their_key_and_null_is_null():
+    assert svc_problems({"ports": P80, "selector": {"a": None, "app.kubernetes.io/name": 1}}) == [
+        "spec.selector[a]: Invalid value: null: must be a string",
+        "spec.selector[app.kubernetes.io/name]: Invalid value: 1: must be a string",
     ]

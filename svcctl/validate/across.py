@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import formats
-from ..problems import Problem
+from ..problems import Problem, show_value
 from .report import Entry
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def check_across(inventory: Inventory, problems: list[Problem]) -> None:
             if canonical in ip_owner and ip_owner[canonical] != svc.ref:
                 problems.append(
                     Problem(
-                        f'Invalid value: "{ip}": provided IP is already allocated (to Service {ip_owner[canonical]})',
+                        f"Invalid value: {show_value(ip)}: provided IP is already allocated (to Service {ip_owner[canonical]})",
                         ("spec", "clusterIPs", i), entry.origin, svc.kind, svc.ref,
                     )
                 )

@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 
 from .. import formats
 from ..model import Endpoints, EndpointSlice, ObjectMeta, Pod, Service
-from ..problems import Path
+from ..problems import Key, Path
 from .report import Reporter
 
 # A Service's name becomes a DNS label (<name>.<namespace>.svc); other objects' names are subdomains.
@@ -38,4 +38,4 @@ def check_labels(labels: dict[str, str], path: Path, report: Reporter) -> None:
             report.invalid(path, key, errs)
         errs = formats.label_value(value)
         if errs:
-            report.invalid((*path, key), value, errs)
+            report.invalid((*path, Key(key)), value, errs)

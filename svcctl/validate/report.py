@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..load import Origin
-from ..problems import Path, Problem
+from ..problems import Path, Problem, show_value
 
 T = TypeVar("T")
 
@@ -34,5 +34,5 @@ class Reporter:
             self.problems.append(Problem(message, path, self.entry.origin, obj.kind, obj.ref))
 
     def invalid(self, path: Path, value: Any, messages: str | list[str]) -> None:
-        shown = f'"{value}"' if isinstance(value, str) else str(value)
+        shown = show_value(value)
         self(path, [f"Invalid value: {shown}: {m}" for m in ([messages] if isinstance(messages, str) else messages)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import formats
 from ..model import IPFamily, IPFamilyPolicy, Service, ServiceType, SessionAffinity, TrafficPolicy
 from ..options import NodePortRange
-from ..problems import Path
+from ..problems import Path, plain, show_value
 from .metadata import NAME_RULE, check_labels, check_meta
 from .report import Reporter
 
@@ -134,9 +134,9 @@ def _check_cluster_ips(svc: Service, report: Reporter) -> None:
     if len(spec.ip_families) > 2:
         report.invalid(("spec", "ipFamilies"), len(spec.ip_families), "may only hold up to 2 values")
     if len(set(spec.ip_families)) != len(spec.ip_families):
-        report(("spec", "ipFamilies", 1), f'Duplicate value: "{str(spec.ip_families[-1])}"')
+        report(("spec", "ipFamilies", 1), f"Duplicate value: {show_value(str(spec.ip_families[-1]))}")
     for i, (family, declared) in enumerate(zip(families, spec.ip_families)):
-        if family is not declared:
+        if isinstance(declared, IPFamily) and family is not declared:
             report.invalid(
                 ("spec", "clusterIPs", i), spec.cluster_ips[i],
                 f"expected an {str(declared)} value as indicated by `ipFamilies[{i}]`",
@@ -176,7 +176,7 @@ def _check_service_ports(svc: Service, report: Reporter, node_ports: NodePortRan
             report.invalid((*path, "port"), port.port, errs)
         key = (str(port.protocol), port.port)
         if key in seen_ports:
-            report(path, f"Duplicate value: {{port: {port.port}, protocol: {str(port.protocol)}}}")
+            report(path, f"Duplicate value: {{port: {port.port}, protocol: {plain(str(port.protocol))}}}")
         seen_ports.add(key)
         target = port.target_port
         if isinstance(target, int):
@@ -186,7 +186,7 @@ def _check_service_ports(svc: Service, report: Reporter, node_ports: NodePortRan
         if errs:
             report.invalid((*path, "targetPort"), target, errs)
         if port.node_port:
-            if not node_port_allowed:
+            if isinstance(spec.type, ServiceType) and not node_port_allowed:
                 report((*path, "nodePort"), f"Forbidden: may not be used when `type` is '{str(spec.type)}'")
             elif port.node_port not in node_ports:
                 report.invalid((*path, "nodePort"), port.node_port, _range_message(node_ports))
@@ -210,5 +210,5 @@ def check_port_names(names: list[str], path: Path, report: Reporter, required: b
         elif name and (errs := formats.dns1123_label(name)):
             report.invalid(where, name, errs)
         elif (name or empty_is_a_name) and name in seen:
-            report(where, f'Duplicate value: "{name}"')
+            report(where, f"Duplicate value: {show_value(name)}")
         seen.add(name)

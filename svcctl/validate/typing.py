@@ -1,16 +1,18 @@
 """The typed step: raw manifests into the models of svcctl.model, and pydantic's errors into
-problems worded as the API server words them."""
+problems worded as the API server words them, at the field paths it prints."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, NamedTuple, get_args, get_origin
+from types import NoneType, UnionType
+from typing import Annotated, Any, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from ..load import Origin, RawObject
-from ..model import KINDS, OneOf
-from ..problems import Path, Problem, show_value
+from ..model import KINDS, OneOf, ref as object_ref
+from ..problems import Key, Path, Problem, plain, show_ref, show_value
 from .metadata import NAME_RULE, check_meta
 from .report import Entry, Reporter
 
@@ -24,9 +26,8 @@ def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Ori
         if value is not None and not isinstance(value, str):
             problems.append(Problem(f"Invalid value: {show_value(value)}: must be a string", (field,), origin))
             return None
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    ref = f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
     model = KINDS.get((api_version, kind))  # type: ignore[arg-type]
+    ref = _raw_ref(model, data.get("metadata"))
     if model is None:
         if not api_version and kind in {k for _, k in KINDS}:
             problems.append(Problem("Required value", ("apiVersion",), origin, str(kind), ref))
@@ -44,22 +45,32 @@ def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Ori
             # e.g. `v2` Service: kubectl would fail ("no matches for kind"). A Service of another
             # API group (Knative's serving.knative.dev/v1) is another kind, and skipped.
             wanted = next(v for v, k in KINDS if k == kind)
-            problems.append(Problem(f'Unsupported value: "{api_version}": {kind} is served as "{wanted}"', ("apiVersion",), origin, kind, ref))
+            problems.append(Problem(f"Unsupported value: {show_value(api_version)}: {kind} is served as {show_value(wanted)}", ("apiVersion",), origin, kind, ref))
         else:
-            skipped.append((f"{api_version}/{kind} {ref}", origin))
+            skipped.append((f"{plain(f'{api_version}/{kind}')} {show_ref(ref)}", origin))
         return None
     try:
         entry = Entry(model.model_validate(data), origin)
     except ValidationError as err:
         for e in _dedupe(err.errors()):
+            path = _field_path(model, e["loc"])
             if e["type"] == "nested":  # many problems found by svcctl.bulk in one list
                 for subpath, message in e["ctx"]["errors"]:
-                    problems.append(Problem(message, (*e["loc"], *subpath), origin, kind, ref))
+                    problems.append(Problem(message, (*path, *subpath), origin, kind, ref))
             else:
-                problems.append(_pydantic_problem(e, origin, kind, ref))
+                problems.append(Problem(_message(e), path, origin, kind, ref))
         _check_meta_alone(model, data, origin, problems)
         return None
     return entry
+
+
+def _raw_ref(model: Any, meta: Any) -> str:
+    """The ref of an object that has not type-checked: what of its name and namespace are strings."""
+    meta = meta if isinstance(meta, dict) else {}
+    name, namespace = meta.get("name"), meta.get("namespace")
+    name = name if isinstance(name, str) else ""
+    namespace = namespace if isinstance(namespace, str) and namespace else "default"
+    return object_ref(model, namespace, name) if model is not None else f"{namespace}/{name}"
 
 
 class _Named(NamedTuple):
@@ -76,7 +87,7 @@ def _check_meta_alone(model: type[Any], data: dict[str, Any], origin: Origin, pr
         meta = meta_model.model_validate(raw if isinstance(raw, dict) else {})
     except ValidationError:
         return  # its problems are among the type errors already reported
-    named = _Named(data["kind"], f"{meta.namespace}/{meta.name}")
+    named = _Named(data["kind"], object_ref(model, meta.namespace, meta.name))
     check_meta(meta, Reporter(Entry(named, origin), problems), NAME_RULE[model])
 
 
@@ -93,7 +104,7 @@ def unsupported_values(obj: BaseModel, path: Path, report: Reporter) -> None:
                 unsupported_values(item, where, report)
             elif not isinstance(item, enum):
                 choices = ", ".join(f'"{v}"' for v in sorted(enum._value2member_map_))
-                report(where, f'Unsupported value: "{item}": supported values: {choices}')
+                report(where, f"Unsupported value: {show_value(item)}: supported values: {choices}")
 
 
 @lru_cache(maxsize=None)
@@ -144,22 +155,62 @@ def _dedupe(errors: list[Any]) -> list[Any]:
     return out
 
 
-def _pydantic_problem(error: Any, origin: Origin, kind: str, ref: str) -> Problem:
-    path = tuple(p for p in error["loc"] if isinstance(p, int) or not p.startswith(("function-", "json-or-python")))
+# ---- pydantic's errors, as the API server words them ---------------------------------------
+
+_WANT = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "string_type": "a string", "bool_type": "a boolean", "dict_type": "an object",
+    "model_type": "an object", "model_attributes_type": "an object", "list_type": "a list",
+    "tuple_type": "a list",
+}
+
+
+def _message(error: Any) -> str:
     kind_of_error, value = error["type"], error.get("input")
     if kind_of_error == "missing":
-        message = "Required value"
-    elif kind_of_error == "extra_forbidden":
-        message = "unknown field (not part of this kind's schema)"
-    elif kind_of_error in ("enum", "literal_error"):
-        expected = error.get("ctx", {}).get("expected", "")
-        choices = ", ".join(sorted(s.strip() for s in expected.replace(" or ", ",").split(",") if s.strip()))
-        message = f"Unsupported value: {show_value(value)}: supported values: {choices.replace(chr(39), chr(34))}"
-    else:
-        want = {
-            "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-            "string_type": "a string", "bool_type": "a boolean", "dict_type": "an object",
-            "model_type": "an object", "model_attributes_type": "an object", "list_type": "a list",
-        }.get(kind_of_error)
-        message = f"Invalid value: {show_value(value)}: must be {want}" if want else f"Invalid value: {show_value(value)}: {error['msg']}"
-    return Problem(message, path, origin, kind, ref)
+        return "Required value"
+    if kind_of_error == "extra_forbidden":
+        return "unknown field (not part of this kind's schema)"
+    want = _WANT.get(kind_of_error)
+    return f"Invalid value: {show_value(value)}: " + (f"must be {want}" if want else error["msg"])
+
+
+def _field_path(model: type[BaseModel], loc: tuple[Any, ...]) -> Path:
+    """pydantic's location of an error as the API server's field path: the keys of a map (labels,
+    a selector) become ``Key`` parts, printed ``[key]``. Walks the model's annotations along."""
+    path: list[str | int] = []
+    annotation: Any = model
+    for part in loc:
+        inner = _unwrapped(annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            field = _fields_by_alias(inner).get(part)
+            annotation = field.annotation if field is not None else Any  # an unknown field
+            path.append(part)
+        elif get_origin(inner) in (list, tuple):
+            annotation = get_args(inner)[0]
+            path.append(part)
+        elif get_origin(inner) is dict:
+            annotation = get_args(inner)[1]
+            path.append(Key(part))
+        else:
+            path.append(part)
+    return tuple(path)
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """The type inside Annotated[...] and X | None."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = annotation.__origin__
+        elif get_origin(annotation) in (Union, UnionType):
+            others = [a for a in get_args(annotation) if a is not NoneType]
+            if len(others) != 1:
+                return annotation
+            annotation = others[0]
+        else:
+            return annotation
+
+
+@lru_cache(maxsize=None)
+def _fields_by_alias(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    return {info.alias or name: info for name, info in model.model_fields.items()}
