@@ -87,6 +87,8 @@ class Endpoint(NamedTuple):
     node_name: str
     zone: str
     hostname: str
+    zone_hints: tuple[str, ...] = ()  # hints.forZones[].name: the zones that should use this endpoint
+    node_hints: tuple[str, ...] = ()  # hints.forNodes[].name: the nodes that should use it
 
 
 class EndpointAddress(NamedTuple):
@@ -116,6 +118,7 @@ def _endpoint(d: dict[str, Any]) -> Endpoint:
     c = d.get("conditions") or {}
     ready = c.get("ready")
     serving = c.get("serving")
+    hints = d.get("hints") or {}
     return Endpoint(
         addresses=tuple(d["addresses"]),
         ready=ready is not False,
@@ -124,7 +127,14 @@ def _endpoint(d: dict[str, Any]) -> Endpoint:
         node_name=d.get("nodeName") or "",
         zone=d.get("zone") or "",
         hostname=d.get("hostname") or "",
+        zone_hints=_hint_names(hints.get("forZones")),
+        node_hints=_hint_names(hints.get("forNodes")),
     )
+
+
+def _hint_names(hints: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    # A hint without a name has the empty name, as Go decodes it.
+    return tuple(h.get("name") or "" for h in hints) if hints else ()
 
 
 def _endpoint_address(d: dict[str, Any]) -> EndpointAddress:

@@ -1,8 +1,9 @@
 """The Kubernetes objects svcctl reads, as typed, frozen models, with the API server's defaults.
 
 Field names are snake_case in Python and the API's camelCase in manifests. Unknown fields are
-errors on the objects svcctl interprets (Service, Endpoints, EndpointSlice), as kubectl's default
-strict field validation makes them; Pods are only read for a few fields, the rest is ignored.
+errors on the objects svcctl interprets (Service, Endpoints, EndpointSlice, ServiceCIDR), as
+kubectl's default strict field validation makes them; Pods and Nodes are only read for a few
+fields, the rest is ignored.
 Types are strict like Go's JSON decoding: ``port: "80"`` is an error, not 80.
 
 Defaults that need nothing but the object itself are applied here (API server defaulting runs
@@ -147,6 +148,20 @@ class ObjectMeta(_Model):
         # The API server puts namespaced objects without a namespace into "default".
         if isinstance(data, dict) and data.get("namespace") in (None, ""):
             data = {**data, "namespace": "default"}
+        return data
+
+
+class ClusterObjectMeta(ObjectMeta):
+    """The metadata of a cluster-scoped object (a Node, a ServiceCIDR): it has no namespace."""
+
+    namespace: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_namespace_is_default(cls, data: Any) -> Any:
+        # The API server clears the namespace of a cluster-scoped object (rest.BeforeCreate).
+        if isinstance(data, dict) and "namespace" in data:
+            data = {k: v for k, v in data.items() if k != "namespace"}
         return data
 
 
@@ -353,6 +368,8 @@ class Container(_Lenient):
 
 class PodSpec(_Lenient):
     node_name: str = ""
+    hostname: str = ""
+    subdomain: str = ""
     containers: list[Container] = Field(default_factory=list)
     init_containers: list[Container] = Field(default_factory=list)
 
@@ -393,10 +410,52 @@ class Pod(_Object, _Lenient):
         return any(c.type == "Ready" and c.status == "True" for c in self.status.conditions)
 
 
+# ---- ServiceCIDR --------------------------------------------------------------------------
+
+
+class ServiceCIDRSpec(_Model):
+    cidrs: list[str] = Field(default_factory=list)
+
+
+class ServiceCIDRStatus(_Model):
+    conditions: list[dict[str, Any]] | None = None
+
+
+class ServiceCIDR(_Object):
+    """networking.k8s.io/v1: one or two ranges (one per IP family) that cluster IPs come from."""
+
+    namespaced: ClassVar[bool] = False
+    metadata: ClusterObjectMeta = Field(default_factory=ClusterObjectMeta)
+    spec: ServiceCIDRSpec = Field(default_factory=ServiceCIDRSpec)
+    status: ServiceCIDRStatus = Field(default_factory=ServiceCIDRStatus)
+
+
+# ---- Node ---------------------------------------------------------------------------------
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+class NodeMeta(ClusterObjectMeta, _Lenient):
+    pass
+
+
+class Node(_Object, _Lenient):
+    """Only a Node's name and labels are read (its zone, for topology-aware routing)."""
+
+    namespaced: ClassVar[bool] = False
+    metadata: NodeMeta = Field(default_factory=NodeMeta)
+
+    @property
+    def zone(self) -> str:
+        return self.metadata.labels.get(ZONE_LABEL, "")
+
+
 # (apiVersion, kind) -> model. Other kinds are skipped.
 KINDS: dict[tuple[str, str], type[_Object]] = {
     ("v1", "Service"): Service,
     ("v1", "Endpoints"): Endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): EndpointSlice,
     ("v1", "Pod"): Pod,
+    ("networking.k8s.io/v1", "ServiceCIDR"): ServiceCIDR,
+    ("v1", "Node"): Node,
 }

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def check_across(inventory: Inventory, problems: list[Problem]) -> None:
     """What no single object shows: an object twice, a cluster IP or a node port held twice."""
-    for entries in (inventory.services, inventory.endpoints, inventory.slices, inventory.pods):
+    for entries in (inventory.services, inventory.endpoints, inventory.slices, inventory.pods, inventory.service_cidrs, inventory.nodes):
         first: dict[str, Entry[Any]] = {}
         for entry in entries:
             ref = entry.obj.ref

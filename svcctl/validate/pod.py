@@ -1,4 +1,5 @@
-"""Pods: only what the endpoints controller reads from them (name, IPs, container ports)."""
+"""Pods: only what the endpoints controller reads from them (name, IPs, container ports) and the
+names it gives their endpoints (spec.hostname, spec.subdomain)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from .. import formats
 from ..model import Pod
 from ..options import NodePortRange
 from ..problems import Path
-from .metadata import NAME_RULE, check_meta
+from .metadata import check_meta
 from .report import Reporter
 
 
 def check_pod(pod: Pod, report: Reporter, _: NodePortRange) -> None:
-    check_meta(pod.metadata, report, NAME_RULE[Pod])
+    check_meta(pod.metadata, report, Pod)
+    for field_name in ("hostname", "subdomain"):  # both become DNS labels: <hostname>.<subdomain>.<ns>.svc
+        value = getattr(pod.spec, field_name)
+        if value and (errs := formats.dns1123_label(value)):
+            report.invalid(("spec", field_name), value, errs)
     for i, ip in enumerate(pod.ips):
         # The EndpointSlice the controller would make of it must pass the same address rules.
         if errs := formats.non_special_ip(ip):

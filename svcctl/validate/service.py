@@ -6,15 +6,21 @@ from __future__ import annotations
 from .. import formats
 from ..model import IPFamily, IPFamilyPolicy, Service, ServiceType, SessionAffinity, TrafficPolicy
 from ..options import NodePortRange
-from ..problems import Path, plain, show_value
-from .metadata import NAME_RULE, check_labels, check_meta
+from ..problems import Key, Path, plain, show_value
+from .metadata import check_labels, check_meta
 from .report import Reporter
 
 MAX_AFFINITY_TIMEOUT = 86400
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+TOPOLOGY_MODE_ANNOTATION = "service.kubernetes.io/topology-mode"
+TOPOLOGY_HINTS_ANNOTATION = "service.kubernetes.io/topology-aware-hints"  # its deprecated name
+# In the order the API server lists them (PreferSameZone and PreferSameNode since 1.33).
+TRAFFIC_DISTRIBUTIONS = ("PreferClose", "PreferSameZone", "PreferSameNode")
+_LOAD_BALANCER_ONLY = "Forbidden: may only be used when `type` is 'LoadBalancer'"
 
 
 def check_service(svc: Service, report: Reporter, node_ports: NodePortRange) -> None:
-    check_meta(svc.metadata, report, NAME_RULE[Service])
+    check_meta(svc.metadata, report, Service)
     spec = svc.spec
     kind = spec.type
     if spec.selector:
@@ -55,21 +61,61 @@ def check_service(svc: Service, report: Reporter, node_ports: NodePortRange) -> 
         elif spec.health_check_node_port not in node_ports:
             report.invalid(("spec", "healthCheckNodePort"), spec.health_check_node_port, _range_message(node_ports))
 
+    distribution = spec.traffic_distribution
+    if distribution is not None and distribution not in TRAFFIC_DISTRIBUTIONS:
+        choices = ", ".join(f'"{d}"' for d in TRAFFIC_DISTRIBUTIONS)
+        report(("spec", "trafficDistribution"), f"Unsupported value: {show_value(distribution)}: supported values: {choices}")
+
     # externalIPs
     for i, ip in enumerate(spec.external_ips):
         errs = formats.non_special_ip(ip)
         if errs:
             report.invalid(("spec", "externalIPs", i), ip, errs)
 
-    # LoadBalancer-only fields
-    if spec.load_balancer_source_ranges and kind is not ServiceType.LOAD_BALANCER:
-        report(("spec", "loadBalancerSourceRanges"), "Forbidden: may only be used when `type` is 'LoadBalancer'")
-    for i, value in enumerate(spec.load_balancer_source_ranges):
-        errs = formats.cidr(value.strip())
-        if errs:
-            report.invalid(("spec", "loadBalancerSourceRanges", i), value, errs)
-    if spec.allocate_load_balancer_node_ports is not None and kind is not ServiceType.LOAD_BALANCER:
-        report(("spec", "allocateLoadBalancerNodePorts"), "Forbidden: may only be used when `type` is 'LoadBalancer'")
+    _check_topology_annotations(svc, report)
+    _check_load_balancer_fields(svc, report)
+
+
+def _check_topology_annotations(svc: Service, report: Reporter) -> None:
+    annotations = svc.metadata.annotations
+    mode, hints = annotations.get(TOPOLOGY_MODE_ANNOTATION), annotations.get(TOPOLOGY_HINTS_ANNOTATION)
+    if mode is not None and hints is not None and mode != hints:
+        report.invalid(
+            ("metadata", "annotations", Key(TOPOLOGY_MODE_ANNOTATION)), mode,
+            f"must match annotations[{TOPOLOGY_HINTS_ANNOTATION}] when both are specified",
+        )
+
+
+def _check_load_balancer_fields(svc: Service, report: Reporter) -> None:
+    """The fields (and the annotation) that only a LoadBalancer Service may have, and the status its
+    load balancer reports."""
+    spec = svc.spec
+    load_balancer = spec.type is ServiceType.LOAD_BALANCER
+    annotation = svc.metadata.annotations.get(SOURCE_RANGES_ANNOTATION)
+    # The source ranges come from the field or, when it is empty, from the older annotation: a
+    # comma-separated list of CIDRs, blanks allowed around each.
+    if spec.load_balancer_source_ranges:
+        if not load_balancer:
+            report(("spec", "loadBalancerSourceRanges"), _LOAD_BALANCER_ONLY)
+        for i, value in enumerate(spec.load_balancer_source_ranges):
+            errs = formats.cidr(value.strip())
+            if errs:
+                report.invalid(("spec", "loadBalancerSourceRanges", i), value, errs)
+    elif annotation is not None:
+        path = ("metadata", "annotations", Key(SOURCE_RANGES_ANNOTATION))
+        if not load_balancer:
+            report(path, _LOAD_BALANCER_ONLY)
+        for value in annotation.split(",") if annotation.strip() else ():
+            errs = formats.cidr(value.strip())
+            if errs:
+                report.invalid(path, value.strip(), errs)
+    if spec.allocate_load_balancer_node_ports is not None and not load_balancer:
+        report(("spec", "allocateLoadBalancerNodePorts"), _LOAD_BALANCER_ONLY)
+    if spec.load_balancer_class is not None:
+        if not load_balancer:
+            report(("spec", "loadBalancerClass"), _LOAD_BALANCER_ONLY)
+        elif errs := formats.qualified_name(spec.load_balancer_class):
+            report.invalid(("spec", "loadBalancerClass"), spec.load_balancer_class, errs)
     for i, ingress in enumerate(svc.status.load_balancer.ingress):
         path = ("status", "loadBalancer", "ingress", i)
         if ingress.ip:

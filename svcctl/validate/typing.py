@@ -13,7 +13,7 @@ from pydantic.fields import FieldInfo
 from ..load import Origin, RawObject
 from ..model import KINDS, OneOf, ref as object_ref
 from ..problems import Key, Path, Problem, plain, show_ref, show_value
-from .metadata import NAME_RULE, check_meta
+from .metadata import check_meta
 from .report import Entry, Reporter
 
 
@@ -88,7 +88,7 @@ def _check_meta_alone(model: type[Any], data: dict[str, Any], origin: Origin, pr
     except ValidationError:
         return  # its problems are among the type errors already reported
     named = _Named(data["kind"], object_ref(model, meta.namespace, meta.name))
-    check_meta(meta, Reporter(Entry(named, origin), problems), NAME_RULE[model])
+    check_meta(meta, Reporter(Entry(named, origin), problems), model)
 
 
 def unsupported_values(obj: BaseModel, path: Path, report: Reporter) -> None:
