@@ -324,7 +324,9 @@ def _parse_json(source: Source) -> tuple[list[RawObject], list[Problem]]:
             _collect(data, source, start, pos, items, objects, problems)
             pos = _WS.match(text, pos).end()
     except json.JSONDecodeError as err:
-        problems.append(Problem(f"invalid JSON: {err.msg}", file=source.name, line=err.lineno, column=err.colno))
+        # The decoder's messages end in " at" (the position follows): "Invalid control character at".
+        what = err.msg.removesuffix(" at").removesuffix(" starting")
+        problems.append(Problem(f"invalid JSON: {what}", file=source.name, line=err.lineno, column=err.colno))
     except _DuplicateKey:
         problems.append(_json_duplicate(source, start))
     except RecursionError:

@@ -209,7 +209,9 @@ class ServicePort(_Model):
         # False and 0.0 compare equal to 0 and must stay type errors.)
         target = data.get("targetPort") if isinstance(data, dict) else None
         if isinstance(data, dict) and (target is None or target == "" or (type(target) is int and target == 0)):
-            data = {**data, "targetPort": data.get("port")}
+            port = data.get("port")
+            # A port that is no integer is refused for itself; a copy would be reported once more.
+            data = {**data, "targetPort": port if type(port) is int else 0}
         return data
 
 
