@@ -134,21 +134,21 @@ def test_cluster_ip_and_cluster_ips_are_kept_in_step():
     assert svc({"ports": [{"port": 80}], "clusterIP": "None"}).spec.headless
 
 
+def endpoint_slice(endpoints: list[dict], **fields) -> EndpointSlice:
+    return EndpointSlice.model_validate(
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": endpoints, **fields}
+    )
+
+
 def test_endpoint_slice_condition_defaults():
-    es = EndpointSlice.model_validate(
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {"name": "e"},
-            "addressType": "IPv4",
-            "endpoints": [
-                {"addresses": ["10.1.0.1"]},
-                {"addresses": ["10.1.0.2"], "conditions": {}},
-                {"addresses": ["10.1.0.3"], "conditions": {"ready": None, "serving": None, "terminating": None}},
-                {"addresses": ["10.1.0.4"], "conditions": {"ready": False, "serving": True, "terminating": True}},
-            ],
-            "ports": None,
-        }
+    es = endpoint_slice(
+        [
+            {"addresses": ["10.1.0.1"]},
+            {"addresses": ["10.1.0.2"], "conditions": {}},
+            {"addresses": ["10.1.0.3"], "conditions": {"ready": None, "serving": None, "terminating": None}},
+            {"addresses": ["10.1.0.4"], "conditions": {"ready": False, "serving": True, "terminating": True}},
+        ],
+        ports=None,
     )
     assert [(e.ready, e.serving, e.terminating) for e in es.endpoints] == [
         (True, True, False),
@@ -172,18 +172,12 @@ def test_pod_ips_and_readiness():
 
 
 def test_endpoint_hints_are_kept_for_topology_aware_routing():
-    es = EndpointSlice.model_validate(
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {"name": "e"},
-            "addressType": "IPv4",
-            "endpoints": [
-                {"addresses": ["10.1.0.1"], "zone": "a", "hints": {"forZones": [{"name": "a"}, {"name": "b"}], "forNodes": [{"name": "n1"}]}},
-                {"addresses": ["10.1.0.2"], "hints": {"forZones": None}},
-                {"addresses": ["10.1.0.3"]},
-            ],
-        }
+    es = endpoint_slice(
+        [
+            {"addresses": ["10.1.0.1"], "zone": "a", "hints": {"forZones": [{"name": "a"}, {"name": "b"}], "forNodes": [{"name": "n1"}]}},
+            {"addresses": ["10.1.0.2"], "hints": {"forZones": None}},
+            {"addresses": ["10.1.0.3"]},
+        ]
     )
     assert [(e.zone_hints, e.node_hints) for e in es.endpoints] == [(("a", "b"), ("n1",)), ((), ()), ((), ())]
 

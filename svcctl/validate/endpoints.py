@@ -30,10 +30,7 @@ def check_endpoints(ep: Endpoints, report: Reporter, _: NodePortRange) -> None:
             for a, address in enumerate(addresses):
                 path: Path = ("subsets", s, field_name, a)
                 _check_endpoint_address(address.ip, (*path, "ip"), report)
-                if address.hostname and (errs := formats.dns1123_label(address.hostname)):
-                    report.invalid((*path, "hostname"), address.hostname, errs)
-                if address.node_name and (errs := formats.dns1123_subdomain(address.node_name)):
-                    report.invalid((*path, "nodeName"), address.node_name, errs)
+                _check_names(address.hostname, address.node_name, path, report)
         check_port_names([p.name for p in subset.ports], ("subsets", s, "ports"), report, required=len(subset.ports) > 1)
         _check_ports(subset.ports, ("subsets", s, "ports"), report)
 
@@ -66,10 +63,7 @@ def _check_slice_endpoint(endpoint: Endpoint, path: Path, family: int | None, re
                 report.invalid((*path, "addresses", a), address, errs)
         else:
             _check_endpoint_address(address, (*path, "addresses", a), report, family)
-    if endpoint.node_name and (errs := formats.dns1123_subdomain(endpoint.node_name)):
-        report.invalid((*path, "nodeName"), endpoint.node_name, errs)
-    if endpoint.hostname and (errs := formats.dns1123_label(endpoint.hostname)):
-        report.invalid((*path, "hostname"), endpoint.hostname, errs)
+    _check_names(endpoint.hostname, endpoint.node_name, path, report)
     if endpoint.zone_hints or endpoint.node_hints:
         _check_hints(endpoint, (*path, "hints"), report)
 
@@ -112,6 +106,14 @@ def _check_endpoint_address(ip: str, path: Path, report: Reporter, family: int |
         errs = [f"must be an IPv{family} address"]
     if errs:
         report.invalid(path, ip, errs)
+
+
+def _check_names(hostname: str, node_name: str, path: Path, report: Reporter) -> None:
+    """An endpoint's hostname (a DNS label: it becomes one in DNS) and its node's name."""
+    if hostname and (errs := formats.dns1123_label(hostname)):
+        report.invalid((*path, "hostname"), hostname, errs)
+    if node_name and (errs := formats.dns1123_subdomain(node_name)):
+        report.invalid((*path, "nodeName"), node_name, errs)
 
 
 def _too_many(count: int, limit: int) -> str:

@@ -194,16 +194,12 @@ def _check_cluster_ips(svc: Service, report: Reporter) -> None:
         selectorless_headless = spec.headless and not spec.selector
         policy = IPFamilyPolicy.REQUIRE_DUAL_STACK if selectorless_headless else IPFamilyPolicy.SINGLE_STACK
     if policy is IPFamilyPolicy.SINGLE_STACK:
-        if len(spec.cluster_ips) == 2:
-            report.invalid(
-                ("spec", "ipFamilyPolicy"), str(policy),
-                "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
-            )
-        if len(spec.ip_families) == 2:
-            report.invalid(
-                ("spec", "ipFamilyPolicy"), str(policy),
-                "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
-            )
+        for count, what in ((len(spec.cluster_ips), "cluster IPs"), (len(spec.ip_families), "IP families")):
+            if count == 2:
+                report.invalid(
+                    ("spec", "ipFamilyPolicy"), str(policy),
+                    f"must be 'RequireDualStack' or 'PreferDualStack' when multiple {what} are specified",
+                )
 
 
 def _check_service_ports(svc: Service, report: Reporter, node_ports: NodePortRange) -> None:
