@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
 
@@ -50,16 +50,23 @@ class _Lenient(_Model):
 class OneOf:
     """Marks a field that takes one of an enum's values. A string outside the enum is kept as it
     is, so that validate reports it together with the object's other problems, as the API
-    server does; a value that is no string at all is a type error here."""
+    server does; a value that is no string at all is a type error here. Validated with a list
+    as pydantic's context, such a string is also added to the list: validate looks for where
+    they stand only in the objects that have one."""
 
     enum: type[StrEnum]
 
 
 def _enum(cls: type[StrEnum]) -> Any:
-    def member(value: Any) -> Any:
+    def member(value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, str):
             raise PydanticCustomError("string_type", "must be a string")
-        return cls._value2member_map_.get(value, value)
+        found = cls._value2member_map_.get(value)
+        if found is None:
+            if isinstance(info.context, list):
+                info.context.append(value)
+            return value
+        return found
 
     return Annotated[cls, PlainValidator(member), OneOf(cls)]
 

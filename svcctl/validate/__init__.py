@@ -21,10 +21,10 @@ from .across import check_across
 from .endpoints import check_endpoints, check_slice
 from .node import check_node
 from .pod import check_pod
-from .report import Entry, Reporter
+from .report import Entry
 from .service import check_service
 from .servicecidr import check_service_cidr
-from .typing import typed, unsupported_values
+from .typing import typed
 
 __all__ = ["Entry", "Inventory", "NodePortRange", "SERVICE_NAME_LABEL", "validate"]
 
@@ -66,16 +66,13 @@ def validate(raw: Iterable[RawObject], node_ports: NodePortRange = NodePortRange
         Node: inventory.nodes,
     }
     for item in raw:
-        entry = typed(item, problems, inventory.skipped)
-        if entry is None:
+        report = typed(item, problems, inventory.skipped)
+        if report is None:
             continue
-        report = Reporter(entry, problems)
-        # Values outside an enum are reported, and the other rules still run (they only
-        # compare such fields with enum members and print them with str()): all at once.
-        unsupported_values(entry.obj, (), report)
-        _RULES[type(entry.obj)](entry.obj, report, node_ports)
+        obj = report.entry.obj
+        _RULES[type(obj)](obj, report, node_ports)
         if report.clean:
-            buckets[type(entry.obj)].append(entry)
+            buckets[type(obj)].append(report.entry)
     check_across(inventory, problems)
     if problems:
         raise InvalidInput(problems)

@@ -35,7 +35,8 @@ def check_meta(meta: ObjectMeta, report: Reporter, model: type[Any]) -> None:
         if errs:
             report.invalid(("metadata", "namespace"), meta.namespace, errs)
     check_labels(meta.labels, ("metadata", "labels"), report)
-    _check_annotations(meta.annotations, report)
+    if meta.annotations:
+        _check_annotations(meta.annotations, report)
 
 
 def check_labels(labels: dict[str, str], path: Path, report: Reporter) -> None:

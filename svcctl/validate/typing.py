@@ -17,9 +17,11 @@ from .metadata import check_meta
 from .report import Entry, Reporter
 
 
-def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Origin]]) -> Entry[Any] | None:
-    """The object as its model, or None: when it does not type-check (its problems are added) or
-    is of a kind svcctl does not use (added to ``skipped``)."""
+def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Origin]]) -> Reporter | None:
+    """The object as its model, in the reporter of its problems; or None: when it does not
+    type-check (its problems are added) or is of a kind svcctl does not use (added to
+    ``skipped``). Values outside an enum are reported here, and the rules still run on the
+    object (they only compare such fields with enum members): all problems at once."""
     data, origin = item.data, item.origin
     api_version, kind = data.get("apiVersion"), data.get("kind")
     for field, value in (("apiVersion", api_version), ("kind", kind)):
@@ -49,8 +51,9 @@ def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Ori
         else:
             skipped.append((f"{plain(f'{api_version}/{kind}')} {show_ref(ref)}", origin))
         return None
+    outside_enums: list[str] = []  # see model.OneOf
     try:
-        entry = Entry(model.model_validate(data), origin)
+        obj = model.model_validate(data, context=outside_enums)
     except ValidationError as err:
         for e in _dedupe(err.errors()):
             path = _field_path(model, e["loc"])
@@ -61,7 +64,10 @@ def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Ori
                 problems.append(Problem(_message(e), path, origin, kind, ref))
         _check_meta_alone(model, data, origin, problems)
         return None
-    return entry
+    report = Reporter(Entry(obj, origin), problems)
+    if outside_enums:
+        _unsupported_values(obj, (), report)
+    return report
 
 
 def _raw_ref(model: Any, meta: Any) -> str:
@@ -91,7 +97,7 @@ def _check_meta_alone(model: type[Any], data: dict[str, Any], origin: Origin, pr
     check_meta(meta, Reporter(Entry(named, origin), problems), model)
 
 
-def unsupported_values(obj: BaseModel, path: Path, report: Reporter) -> None:
+def _unsupported_values(obj: BaseModel, path: Path, report: Reporter) -> None:
     """Report every enum-typed field holding a value outside its enum (see model.OneOf)."""
     for name, alias, shape, enum in _enum_fields(type(obj)):
         value = getattr(obj, name)
@@ -101,7 +107,7 @@ def unsupported_values(obj: BaseModel, path: Path, report: Reporter) -> None:
         for i, item in items:
             where = (*path, alias) if i is None else (*path, alias, i)
             if shape.startswith("model"):
-                unsupported_values(item, where, report)
+                _unsupported_values(item, where, report)
             elif not isinstance(item, enum):
                 choices = ", ".join(f'"{v}"' for v in sorted(enum._value2member_map_))
                 report(where, f"Unsupported value: {show_value(item)}: supported values: {choices}")
