@@ -354,3 +354,16 @@ def test_an_internal_error_exits_4_not_2(run_cli, write, monkeypatch: pytest.Mon
     result = run_cli("show", write(GOOD), "--node-name", "n")
     assert result.code == 4
     assert result.err == "svcctl: internal error (a bug in svcctl): KeyError: 'boom' (set SVCCTL_DEBUG=1 for details)\n"
+
+
+def test_a_hostile_config_file_is_one_line_like_a_manifest(write, run_cli, tmp_path):
+    manifest = write(GOOD)
+    deep = write("cluster-cidr: " + "[" * 50_000 + "\n", "deep.yaml")
+    run = run_cli("validate", "--config", deep, manifest)
+    assert (run.code, run.err) == (2, f"{deep}:1:1014: invalid YAML: nested deeper than 1000 levels\n")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"node-name: n\xe9\n")
+    run = run_cli("validate", "--config", str(latin1), manifest)
+    assert (run.code, run.err) == (2, f"{latin1}:1:13: invalid UTF-8: byte 0xe9 (manifests are UTF-8 text)\n")
+    run = run_cli("validate", "--config", "/dev/zero", manifest)
+    assert (run.code, run.err) == (2, "/dev/zero: cannot read config: not a regular file or a pipe (use - for standard input)\n")
