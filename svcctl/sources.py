@@ -100,16 +100,17 @@ def _read_file(path: str, budget: _Budget) -> bytes:
     # Non-blocking, so that opening a pipe nobody writes to returns at once (it would wait forever).
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISFIFO(mode):
+        info = os.fstat(fd)
+        if stat.S_ISFIFO(info.st_mode):
             first = _first_from_pipe(fd)
-        elif stat.S_ISREG(mode):
+        elif stat.S_ISREG(info.st_mode):
             first = b""
         else:
             raise _Unreadable("not a regular file or a pipe (use - for standard input)")
         os.set_blocking(fd, True)
-        chunks = [budget.take(first)]
-        while chunk := os.read(fd, min(_CHUNK, budget.left + 1)):
+        # A regular file in one read of its size (and one more to see its end: it may have grown).
+        chunks = [budget.take(first)] if first else []
+        while chunk := os.read(fd, min(max(info.st_size + 1, _CHUNK), budget.left + 1)):
             chunks.append(budget.take(chunk))
         return b"".join(chunks)
     finally:
