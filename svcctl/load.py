@@ -432,7 +432,8 @@ def _json_duplicate(source: Source, start: int) -> Problem:
     if shape.depth > MAX_DEPTH:  # too deep to compose; and refused for that all the same
         return source.problem_at(shape.deepest, _TOO_DEEP_JSON)
     first: tuple[int, str] | None = None
-    for mapping in _mappings(_compose(source, start, shape.end)):
+    node, base = _compose(source, start, shape.end)
+    for mapping in _mappings(node):
         seen: set[str] = set()
         for key, _ in mapping.value:
             if key.value in seen and (first is None or key.start_mark.index < first[0]):
@@ -440,8 +441,7 @@ def _json_duplicate(source: Source, start: int) -> Problem:
             seen.add(key.value)
     if first is None:  # it did not compose: name the document
         return source.problem_at(start, "invalid JSON: a key is given twice in one object")
-    line_start = source.text.rfind("\n", 0, start) + 1
-    return source.problem_at(line_start + first[0], f"invalid JSON: key {quote(first[1])} already set in map")
+    return source.problem_at(base + first[0], f"invalid JSON: key {quote(first[1])} already set in map")
 
 
 _TOO_DEEP_JSON = "invalid JSON: nested too deep (Python's JSON decoder stops at about 1000 levels)"
@@ -513,18 +513,21 @@ def parse(inputs: Inputs) -> tuple[list[RawObject], list[Problem]]:
 # ---- locating a field, lazily -------------------------------------------------------------
 
 
-def _compose(source: Source, start: int, end: int) -> yaml.Node | None:
+def _compose(source: Source, start: int, end: int) -> tuple[yaml.Node | None, int]:
     """The node tree of ``source.text[start:end]`` (composed, not constructed: every key kept,
-    with its mark), marks counted from ``start``'s line; None if it does not compose."""
-    line_start = source.text.rfind("\n", 0, start) + 1
-    # Keep columns: blank out what precedes the object on its first line (a list's "- ").
-    snippet = " " * (start - line_start) + source.text[start:end]
+    with its mark; None if it does not compose), and the offset in the text its marks count from.
+    Its first line is the object's line."""
+    text = source.text
+    # A block mapping keeps its columns: what precedes it on its line (a list's "- ") is blanked
+    # out. A flow collection needs none (and on a minified line, none is cheaper by far).
+    base = start if text[start : start + 1] in ("{", "[") else text.rfind("\n", 0, start) + 1
+    snippet = " " * (start - base) + text[start:end]
     if source.is_json:
         snippet = snippet.replace("\t", " ")  # JSON allows TABs as blanks, YAML does not
     try:
-        return yaml.compose(snippet, Loader=_BaseLoader)
+        return yaml.compose(snippet, Loader=_BaseLoader), base
     except yaml.YAMLError:
-        return None
+        return None, base
 
 
 # Fields the API server fills from another one the user wrote: a problem in clusterIPs[0] is on
@@ -539,7 +542,7 @@ class _FieldLines:
 
     def __init__(self, origin: Origin):
         self.origin = origin
-        self.root = _compose(origin.source, origin.start, origin.end)
+        self.root = _compose(origin.source, origin.start, origin.end)[0]
         self.keys: dict[int, dict[str, tuple[int, yaml.Node]]] = {}  # id(mapping node) -> key -> (line, value)
         self.lines: dict[FieldPath, int] = {}
 
