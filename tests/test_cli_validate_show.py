@@ -157,7 +157,7 @@ def test_validate_problems_of_several_files_and_unreadable_ones(write, run_cli, 
     lines = run.err.splitlines()
     assert len(lines) == 7
     # sorted by file, then line
-    assert lines[0].startswith(f"{syntax}:6: invalid YAML: ")  # where the parser gave up: the end
+    assert lines[0] == f"{syntax}:6:1: invalid YAML: while parsing a flow mapping did not find expected ',' or '}}'"  # where the parser gave up: the end
     assert all(line.startswith(f"{bad}:") for line in lines[1:6])
     assert lines[6] == f"{missing}: no such file or directory"
 
@@ -286,7 +286,7 @@ def test_bad_config_files(write, run_cli, tmp_path):
     broken = write("service-cidr: [10.0.0.0/8\n", "broken.yaml")
     run = run_cli("show", "--config", broken, manifest)
     assert run.code == 2 and "Traceback" not in run.err
-    assert len(run.err.splitlines()) == 1 and run.err.startswith(f"{broken}:2: invalid YAML: ")
+    assert run.err == f"{broken}:2:1: invalid YAML: while parsing a flow sequence did not find expected ',' or ']'\n"
 
     not_a_map = write("- a\n", "list.yaml")
     run = run_cli("show", "--config", not_a_map, manifest)
@@ -413,3 +413,16 @@ def test_version(run_cli) -> None:
 def test_shell_completion_is_offered(run_cli) -> None:
     result = run_cli("--help")
     assert "--install-completion" in result.out and "--show-completion" in result.out
+
+
+def test_a_hostile_config_file_is_one_line_like_a_manifest(write, run_cli, tmp_path):
+    manifest = write(GOOD)
+    deep = write("cluster-cidr: " + "[" * 50_000 + "\n", "deep.yaml")
+    run = run_cli("validate", "--config", deep, manifest)
+    assert (run.code, run.err) == (2, f"{deep}:1:1014: invalid YAML: nested deeper than 1000 levels\n")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"node-name: n\xe9\n")
+    run = run_cli("validate", "--config", str(latin1), manifest)
+    assert (run.code, run.err) == (2, f"{latin1}:1:13: invalid UTF-8: byte 0xe9 (manifests are UTF-8 text)\n")
+    run = run_cli("validate", "--config", "/dev/zero", manifest)
+    assert (run.code, run.err) == (2, "/dev/zero: cannot read config: not a regular file or a pipe (use - for standard input)\n")
