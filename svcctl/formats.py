@@ -184,8 +184,10 @@ def non_special_ip(value: str) -> list[str]:
 
 
 def parse_cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """A CIDR with host bits allowed (the API server accepts 10.0.0.1/8 in source ranges)."""
-    if "/" not in value or "%" in value:
+    """A CIDR with host bits allowed (the API server accepts 10.0.0.1/8 in source ranges). The
+    prefix is a length, as Go's ParseCIDR reads it: not a netmask (Python would take 10.0.0.0/255.0.0.0)."""
+    address, _, prefix = value.partition("/")
+    if not prefix.isascii() or not prefix.isdigit() or "%" in address:
         return None
     try:
         return ipaddress.ip_network(value, strict=False)
@@ -193,5 +195,29 @@ def parse_cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | No
         return None
 
 
+_BAD_CIDR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+_LEADING_ZERO = re.compile(r"(?:^|[./])0\d")  # in an IPv4 octet or in the prefix length
+
+
 def cidr(value: str) -> list[str]:
-    return [] if parse_cidr(value) is not None else ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
+    return [] if parse_cidr(value) is not None else [_BAD_CIDR]
+
+
+def canonical_cidr(value: str) -> list[str]:
+    """A CIDR as fields new since Kubernetes 1.33 take it (IsValidCIDR; ServiceCIDR's cidrs): a
+    subnet, no bits set after the prefix, no leading zeros, in the form Go prints it."""
+    address, _, prefix = value.partition("/")
+    if _LEADING_ZERO.search(prefix if ":" in address else value):
+        # Go's sloppy parser takes 010.0.0.0/8 (as 10, where libc reads octal 8); the strict one does not.
+        sloppy = re.sub(r"(?<![\d])0+(?=\d)", "", value)
+        return ["must not have leading 0s in IP or prefix length"] if parse_cidr(sloppy) is not None else [_BAD_CIDR]
+    net = parse_cidr(value)
+    if net is None:
+        return [_BAD_CIDR]
+    if net.version == 6 and net.network_address.ipv4_mapped is not None:
+        return ["must not have an IPv4-mapped IPv6 address"]
+    if ipaddress.ip_address(address) != net.network_address:
+        return ["must not have bits set beyond the prefix length"]
+    if str(net) != value:
+        return [f'must be in canonical form ("{net}")']
+    return []

@@ -2,7 +2,13 @@
 
 Each Kubernetes object comes out as a plain dict with an ``Origin`` that remembers where it stood,
 so that later stages can name the file and line of a problem. Field lines are found lazily, only
-for fields that have a problem: recording them for every field would cost more than parsing.
+for objects that have a problem: recording them for every field would cost more than parsing.
+
+Bad input is refused with one problem at ``FILE:LINE:COLUMN``, never an exception: a syntax
+error, a key given twice, nesting deeper than ``MAX_DEPTH`` (libyaml's composer recurses on the C
+stack and crashes the process at ~30,000 levels), an integer too long for Python to convert.
+What YAML can say and JSON cannot is read as kubectl reads it (sigs.k8s.io/yaml turns YAML into
+JSON): integer and boolean keys become strings, ``!!binary`` its text, ``!!set`` a map of nulls.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import bisect
 import gc
 import json
 import re
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,33 +25,90 @@ from typing import Any, Iterator, NamedTuple
 
 import yaml
 
-from .problems import Path as FieldPath, Problem
+from .problems import Key, Path as FieldPath, Problem, quote, show_value
 
 # PyYAML's C loader is ~8x faster than the pure-Python one (kernel-notes.md: 5 s vs 40 s for 12 MB).
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Levels of nesting one document may have. Kubernetes objects nest about 20 deep (a CRD's schema
+# perhaps 60); JSON is held to about the same by Python's decoder (its recursion limit, ~1000).
+MAX_DEPTH = 1000
+_MAX_DIGITS = sys.get_int_max_str_digits()  # Python refuses longer integers: converting is quadratic
+_STR = "tag:yaml.org,2002:str"
+
 
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """Safe loader that keeps timestamps as the strings the API server sends, and refuses a key
-    given twice in one mapping, as kubectl does (PyYAML would silently keep the last)."""
+    """Safe loader that keeps timestamps as the strings the API server sends, refuses a key given
+    twice in one mapping as kubectl does (PyYAML would silently keep the last), and builds only
+    what JSON can hold."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()
+        other_keys = False
         for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+            if key.tag == _STR:
                 if key.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f'key "{key.value}" already set in map', key.start_mark
-                    )
+                    raise _duplicate(key.value, key)
                 seen.add(key.value)
-        return super().construct_mapping(node, deep)
+            elif key.tag != "tag:yaml.org,2002:merge":
+                other_keys = True
+        mapping = super().construct_mapping(node, deep)
+        return _json_keys(self, node, mapping) if other_keys else mapping
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value = super().construct_yaml_int(node)
+            if abs(value) >> 64:  # 0x..., 0b... and 1:2:3 forms are not held to the limit by int()
+                str(value)
+            return value
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"integer with more than {_MAX_DIGITS} digits", node.start_mark
+            ) from None
+
+    def construct_yaml_binary(self, node: yaml.ScalarNode) -> str:
+        # kubectl's YAML decoder gives the decoded bytes as a string (JSON then replaces what is no UTF-8).
+        return super().construct_yaml_binary(node).decode("utf-8", "replace")
 
 
+def _json_keys(loader: _Loader, node: yaml.MappingNode, mapping: dict[Any, Any]) -> dict[str, Any]:
+    """A mapping with integer or boolean keys, with them as strings (`80: x` is `"80": x` to
+    kubectl); any other key (null, a float, a list) is refused."""
+    converted: dict[str, Any] = {}
+    by_key = {loader.construct_object(k): k for k, _ in node.value}
+    for key, value in mapping.items():
+        key_node = by_key.get(key, node)
+        if isinstance(key, bool):
+            text = "true" if key else "false"
+        elif isinstance(key, (int, str)):
+            text = str(key)
+        else:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unsupported mapping key {show_value(key)}: keys are strings, integers or booleans", key_node.start_mark
+            )
+        if text in converted:
+            raise _duplicate(text, key_node)
+        converted[text] = value
+    return converted
+
+
+def _duplicate(key: str, node: yaml.Node) -> yaml.MarkedYAMLError:
+    return yaml.constructor.ConstructorError(None, None, f"key {quote(key)} already set in map", node.start_mark)
+
+
+# The constructors are looked up by tag in a table filled when the base class was made: register
+# the overrides, and what JSON has no type for as what kubectl makes of it.
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _Loader.construct_yaml_binary)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _BaseLoader.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:set", _BaseLoader.construct_yaml_map)  # {a, b}: a and b map to null
+_Loader.add_constructor("tag:yaml.org,2002:omap", _BaseLoader.construct_yaml_seq)  # [a: 1, b: 2]: a list of maps
+_Loader.add_constructor("tag:yaml.org,2002:pairs", _BaseLoader.construct_yaml_seq)
+
 
 @dataclass(eq=False)
 class Source:
-    """One input text: a file, or standard input (named ``-``)."""
+    """One input text: a file, or standard input (named ``-``). ``name`` is as it is shown."""
 
     name: str
     text: str
@@ -57,6 +121,11 @@ class Source:
     def line_at(self, offset: int) -> int:
         """1-based line number of a character offset."""
         return bisect.bisect_right(self._line_starts, offset)
+
+    def problem_at(self, offset: int, message: str) -> Problem:
+        """A problem at a character offset: FILE:LINE:COLUMN."""
+        line = self.line_at(offset)
+        return Problem(message, file=self.name, line=line, column=offset - self._line_starts[line - 1] + 1)
 
 
 class Inputs(NamedTuple):
@@ -74,7 +143,7 @@ class Origin:
     source: Source
     start: int
     end: int
-    _field_lines: dict[FieldPath, int] = field(default_factory=dict, repr=False)
+    _fields: "_FieldLines | None" = field(default=None, repr=False)
 
     @property
     def line(self) -> int:
@@ -84,9 +153,9 @@ class Origin:
         """Line of the field at ``path`` (the deepest part of it that exists), else of the object."""
         if not path:
             return self.line
-        if path not in self._field_lines:
-            self._field_lines[path] = _locate_field(self, path)
-        return self._field_lines[path]
+        if self._fields is None:
+            self._fields = _FieldLines(self)
+        return self._fields.line_of(path)
 
 
 @dataclass(frozen=True)
@@ -120,6 +189,15 @@ def parse_source(source: Source) -> tuple[list[RawObject], list[Problem]]:
         return _parse_yaml(source)
 
 
+def parse_yaml_document(source: Source) -> tuple[Any, list[Problem]]:
+    """The one YAML document of a source (a config file), or the problem that it has."""
+    try:
+        _check_depth(source.text)
+        return yaml.load(source.text, Loader=_Loader), []
+    except yaml.YAMLError as err:
+        return None, [_yaml_problem(source, err)]
+
+
 # ---- YAML ---------------------------------------------------------------------------------
 
 
@@ -137,15 +215,28 @@ def _parse_yaml(source: Source) -> tuple[list[RawObject], list[Problem]]:
                     return _yaml_objects(retry)
                 except yaml.MarkedYAMLError:
                     pass
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        what = " ".join(x for x in (err.context, err.problem) if x)
-        return [], [Problem(f"invalid YAML: {what}", file=source.name, line=line)]
+        return [], [_yaml_problem(source, err)]
     except yaml.YAMLError as err:
-        return [], [Problem(f"invalid YAML: {err}", file=source.name)]
+        return [], [_yaml_problem(source, err)]
+
+
+def _yaml_problem(source: Source, err: yaml.YAMLError) -> Problem:
+    """One line, at FILE:LINE:COLUMN where the parser says (str(err) spans several lines)."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        what = " ".join(x for x in (err.context, err.problem) if x)
+        if mark is None:
+            return Problem(f"invalid YAML: {what}", file=source.name)
+        return Problem(f"invalid YAML: {what}", file=source.name, line=mark.line + 1, column=mark.column + 1)
+    if isinstance(err, yaml.reader.ReaderError):
+        # libyaml counts this position in bytes of the UTF-8 text, marks in characters.
+        offset = len(source.text.encode("utf-8")[: err.position].decode("utf-8", "ignore"))
+        return source.problem_at(offset, f"invalid YAML: unacceptable character #x{err.character:04x}: {err.reason}")
+    return Problem(f"invalid YAML: {err}", file=source.name)
 
 
 def _yaml_objects(source: Source) -> tuple[list[RawObject], list[Problem]]:
+    _check_depth(source.text)
     objects: list[RawObject] = []
     problems: list[Problem] = []
     loader = _Loader(source.text)
@@ -169,9 +260,55 @@ def _yaml_items(node: yaml.Node) -> list[tuple[int, int]] | None:
     return None
 
 
+_LINE_BREAK = "\r\n\x85\u2028\u2029"  # what YAML takes for the end of a line
+_DEEP_BLOCK = re.compile(f"(?:^|[{_LINE_BREAK}])[ \\t?:-]{{{MAX_DEPTH // 4}}}")
+_OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _check_depth(text: str) -> None:
+    """Raise a YAML error where the text nests deeper than MAX_DEPTH, before anything composes it.
+
+    Counting is cheap and sound: each flow level needs a `[` or `{` (an empty `[]` or `{}` adds
+    one level for a moment), each two block levels one more column of indentation or one more
+    `- `, `? `, `: ` in front of a line. Only when the counts allow more than MAX_DEPTH are the
+    parser's events followed (no recursion, but ~20% of the parse time)."""
+    flow = text.count("[") + text.count("{")
+    if flow >= MAX_DEPTH // 2:
+        flow -= text.count("[]") + text.count("{}")
+    if flow < MAX_DEPTH // 2 and not _DEEP_BLOCK.search(text):
+        return
+    loader = _BaseLoader(text)
+    depth = 0
+    try:
+        while (event := loader.get_event()) is not None:
+            if isinstance(event, _OPENS):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise yaml.MarkedYAMLError(problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=event.start_mark)
+            elif isinstance(event, _CLOSES):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
 # ---- JSON ---------------------------------------------------------------------------------
 
 _WS = re.compile(r"[ \t\n\r]*")
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # a key given twice: refused like YAML's (Go's strict decoding does)
+        raise _DuplicateKey()
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)
 
 
 def _parse_json(source: Source) -> tuple[list[RawObject], list[Problem]]:
@@ -179,6 +316,7 @@ def _parse_json(source: Source) -> tuple[list[RawObject], list[Problem]]:
     problems: list[Problem] = []
     text = source.text
     pos = _WS.match(text, 0).end()
+    start = pos
     try:
         while pos < len(text):  # kubectl prints one document; concatenated documents are accepted too
             start = pos
@@ -186,7 +324,15 @@ def _parse_json(source: Source) -> tuple[list[RawObject], list[Problem]]:
             _collect(data, source, start, pos, items, objects, problems)
             pos = _WS.match(text, pos).end()
     except json.JSONDecodeError as err:
-        problems.append(Problem(f"invalid JSON: {err.msg} (column {err.colno})", file=source.name, line=err.lineno))
+        # The decoder's messages end in " at" (the position follows): "Invalid control character at".
+        what = err.msg.removesuffix(" at").removesuffix(" starting")
+        problems.append(Problem(f"invalid JSON: {what}", file=source.name, line=err.lineno, column=err.colno))
+    except _DuplicateKey:
+        problems.append(_json_duplicate(source, start))
+    except RecursionError:
+        problems.append(source.problem_at(_shape(text, start).deepest, _TOO_DEEP_JSON))
+    except ValueError:  # an integer Python will not convert
+        problems.append(source.problem_at(_long_integer(text, start), f"invalid JSON: integer with more than {_MAX_DIGITS} digits"))
     return objects, problems
 
 
@@ -206,6 +352,8 @@ def _json_document(text: str, pos: int) -> tuple[Any, int, list[tuple[int, int]]
         if text[pos : pos + 1] != '"':
             raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
         key, pos = json.decoder.scanstring(text, pos + 1)
+        if key in result:
+            raise _DuplicateKey()
         pos = _WS.match(text, pos).end()
         if text[pos : pos + 1] != ":":
             raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
@@ -240,7 +388,74 @@ def _json_array_with_spans(text: str, pos: int) -> tuple[list[Any], int, list[tu
         pos = _WS.match(text, pos + 1).end()
 
 
-_DECODER = json.JSONDecoder()
+# Where a document that failed to decode went wrong: these scan its text again, only then.
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
+
+
+class _Shape(NamedTuple):
+    deepest: int  # offset where the document first nests deeper than MAX_DEPTH, else first reaches its deepest level
+    depth: int
+    end: int  # offset where the document closes
+
+
+def _shape(text: str, start: int) -> _Shape:
+    depth = deepest = 0
+    at = start
+    for m in _JSON_TOKEN.finditer(text, start):
+        c = text[m.start()]
+        if c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, at = depth, m.start()
+                if depth > MAX_DEPTH:
+                    break
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return _Shape(at, deepest, m.end())
+    return _Shape(at, deepest, len(text))
+
+
+def _long_integer(text: str, start: int) -> int:
+    for m in _JSON_TOKEN.finditer(text, start):
+        number = m.group().lstrip("-")
+        if number.isdigit() and len(number) > _MAX_DIGITS:
+            return m.start()
+    return start
+
+
+def _json_duplicate(source: Source, start: int) -> Problem:
+    """The first key given twice in the JSON document at ``start``: composed as YAML (JSON is
+    YAML), which keeps every key and where it stands."""
+    shape = _shape(source.text, start)
+    if shape.depth > MAX_DEPTH:  # too deep to compose; and refused for that all the same
+        return source.problem_at(shape.deepest, _TOO_DEEP_JSON)
+    first: tuple[int, str] | None = None
+    node, base = _compose(source, start, shape.end)
+    for mapping in _mappings(node):
+        seen: set[str] = set()
+        for key, _ in mapping.value:
+            if key.value in seen and (first is None or key.start_mark.index < first[0]):
+                first = (key.start_mark.index, key.value)
+            seen.add(key.value)
+    if first is None:  # it did not compose: name the document
+        return source.problem_at(start, "invalid JSON: a key is given twice in one object")
+    return source.problem_at(base + first[0], f"invalid JSON: key {quote(first[1])} already set in map")
+
+
+_TOO_DEEP_JSON = "invalid JSON: nested too deep (Python's JSON decoder stops at about 1000 levels)"
+
+
+def _mappings(node: yaml.Node | None) -> Iterator[yaml.MappingNode]:
+    stack = [node] if node is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            yield node
+            stack.extend(value for _, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 # ---- shared -------------------------------------------------------------------------------
@@ -298,39 +513,73 @@ def parse(inputs: Inputs) -> tuple[list[RawObject], list[Problem]]:
 # ---- locating a field, lazily -------------------------------------------------------------
 
 
+def _compose(source: Source, start: int, end: int) -> tuple[yaml.Node | None, int]:
+    """The node tree of ``source.text[start:end]`` (composed, not constructed: every key kept,
+    with its mark; None if it does not compose), and the offset in the text its marks count from.
+    Its first line is the object's line."""
+    text = source.text
+    # A block mapping keeps its columns: what precedes it on its line (a list's "- ") is blanked
+    # out. A flow collection needs none (and on a minified line, none is cheaper by far).
+    base = start if text[start : start + 1] in ("{", "[") else text.rfind("\n", 0, start) + 1
+    snippet = " " * (start - base) + text[start:end]
+    if source.is_json:
+        snippet = snippet.replace("\t", " ")  # JSON allows TABs as blanks, YAML does not
+    try:
+        return yaml.compose(snippet, Loader=_BaseLoader), base
+    except yaml.YAMLError:
+        return None, base
+
+
 # Fields the API server fills from another one the user wrote: a problem in clusterIPs[0] is on
 # the clusterIP line when clusterIPs was not written.
 _DEFAULTED_FROM = {"clusterIPs": "clusterIP"}
 
 
-def _locate_field(origin: Origin, path: FieldPath) -> int:
-    """Line of the deepest existing part of ``path`` inside the object, by composing (not
-    constructing) the object's own text again. Falls back to the object's line."""
-    source = origin.source
-    line_start = source.text.rfind("\n", 0, origin.start) + 1
-    # Keep columns: blank out what precedes the object on its first line (a list's "- ").
-    prefix = " " * (origin.start - line_start)
-    snippet = prefix + source.text[origin.start : origin.end]
-    if source.is_json:
-        snippet = snippet.replace("\t", " ")  # JSON allows TABs as blanks, YAML does not
-    try:
-        node = yaml.compose(snippet, Loader=_Loader)
-    except yaml.YAMLError:
-        return origin.line
-    best = node.start_mark.line if node is not None else 0
-    for part in path:
+class _FieldLines:
+    """The lines of an object's fields. Its text is composed once, on the first question, and each
+    mapping indexed by key once, when a path first goes through it: the problems of one object
+    are located in time linear in their number."""
+
+    def __init__(self, origin: Origin):
+        self.origin = origin
+        self.root = _compose(origin.source, origin.start, origin.end)[0]
+        self.keys: dict[int, dict[str, tuple[int, yaml.Node]]] = {}  # id(mapping node) -> key -> (line, value)
+        self.lines: dict[FieldPath, int] = {}
+
+    def line_of(self, path: FieldPath) -> int:
+        if path not in self.lines:
+            self.lines[path] = self.origin.line + self._walk(path)  # the snippet starts on the object's line
+        return self.lines[path]
+
+    def _walk(self, path: FieldPath) -> int:
+        """Line within the snippet of the deepest existing part of ``path``."""
+        node = self.root
         if node is None:
-            break
-        found = None
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            return 0
+        best = node.start_mark.line
+        for part in path:
+            found: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                index = self._index(node)
+                hit = index.get(part)
+                if hit is None and not isinstance(part, Key) and part in _DEFAULTED_FROM:
+                    hit = index.get(_DEFAULTED_FROM[part])
+                if hit is not None:
+                    best, found = hit
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                found = node.value[part]
+                best = found.start_mark.line
+            if found is None:
+                break
+            node = found
+        return best
+
+    def _index(self, node: yaml.MappingNode) -> dict[str, tuple[int, yaml.Node]]:
+        index = self.keys.get(id(node))
+        if index is None:
+            index = {}
             for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value in (part, _DEFAULTED_FROM.get(part)):
-                    best = key.start_mark.line
-                    found = value
-                    if key.value == part:
-                        break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            found = node.value[part]
-            best = found.start_mark.line
-        node = found
-    return origin.line + best  # the snippet's first line is the object's line
+                if isinstance(key, yaml.ScalarNode):
+                    index.setdefault(key.value, (key.start_mark.line, value))
+            self.keys[id(node)] = index
+        return index

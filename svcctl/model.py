@@ -1,8 +1,9 @@
 """The Kubernetes objects svcctl reads, as typed, frozen models, with the API server's defaults.
 
 Field names are snake_case in Python and the API's camelCase in manifests. Unknown fields are
-errors on the objects svcctl interprets (Service, Endpoints, EndpointSlice), as kubectl's default
-strict field validation makes them; Pods are only read for a few fields, the rest is ignored.
+errors on the objects svcctl interprets (Service, Endpoints, EndpointSlice, ServiceCIDR), as
+kubectl's default strict field validation makes them; Pods and Nodes are only read for a few
+fields, the rest is ignored.
 Types are strict like Go's JSON decoding: ``port: "80"`` is an error, not 80.
 
 Defaults that need nothing but the object itself are applied here (API server defaulting runs
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
 
@@ -49,16 +50,23 @@ class _Lenient(_Model):
 class OneOf:
     """Marks a field that takes one of an enum's values. A string outside the enum is kept as it
     is, so that validate reports it together with the object's other problems, as the API
-    server does; a value that is no string at all is a type error here."""
+    server does; a value that is no string at all is a type error here. Validated with a list
+    as pydantic's context, such a string is also added to the list: validate looks for where
+    they stand only in the objects that have one."""
 
     enum: type[StrEnum]
 
 
 def _enum(cls: type[StrEnum]) -> Any:
-    def member(value: Any) -> Any:
+    def member(value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, str):
             raise PydanticCustomError("string_type", "must be a string")
-        return cls._value2member_map_.get(value, value)
+        found = cls._value2member_map_.get(value)
+        if found is None:
+            if isinstance(info.context, list):
+                info.context.append(value)
+            return value
+        return found
 
     return Annotated[cls, PlainValidator(member), OneOf(cls)]
 
@@ -150,19 +158,47 @@ class ObjectMeta(_Model):
         return data
 
 
+class ClusterObjectMeta(ObjectMeta):
+    """The metadata of a cluster-scoped object (a Node, a ServiceCIDR): it has no namespace."""
+
+    namespace: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_namespace_is_default(cls, data: Any) -> Any:
+        # The API server clears the namespace of a cluster-scoped object (rest.BeforeCreate).
+        if isinstance(data, dict) and "namespace" in data:
+            data = {k: v for k, v in data.items() if k != "namespace"}
+        return data
+
+
 class _Object(_Model):
+    namespaced: ClassVar[bool] = True  # False for cluster-scoped kinds, which have no namespace
+
     api_version: str
     kind: str
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
 
     @property
     def ref(self) -> str:
-        return f"{self.metadata.namespace}/{self.metadata.name}"
+        """``namespace/name``, or ``name`` for a cluster-scoped kind: how kubectl names it."""
+        return ref(type(self), self.metadata.namespace, self.metadata.name)
+
+
+def ref(model: type[_Object], namespace: str, name: str) -> str:
+    return f"{namespace}/{name}" if model.namespaced else name
 
 
 # ---- Service ------------------------------------------------------------------------------
 
-IntOrString = Annotated[int, Strict()] | str
+def _int_or_string(value: Any) -> int | str:
+    # Go's intstr.IntOrString: a JSON number or a JSON string, nothing else (not a boolean).
+    if type(value) is int or type(value) is str:
+        return value
+    raise PydanticCustomError("int_or_string_type", "must be an integer or a string")
+
+
+IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
 
 
 class ServicePort(_Model):
@@ -180,7 +216,9 @@ class ServicePort(_Model):
         # False and 0.0 compare equal to 0 and must stay type errors.)
         target = data.get("targetPort") if isinstance(data, dict) else None
         if isinstance(data, dict) and (target is None or target == "" or (type(target) is int and target == 0)):
-            data = {**data, "targetPort": data.get("port")}
+            port = data.get("port")
+            # A port that is no integer is refused for itself; a copy would be reported once more.
+            data = {**data, "targetPort": port if type(port) is int else 0}
         return data
 
 
@@ -381,10 +419,52 @@ class Pod(_Object, _Lenient):
         return any(c.type == "Ready" and c.status == "True" for c in self.status.conditions)
 
 
+# ---- ServiceCIDR --------------------------------------------------------------------------
+
+
+class ServiceCIDRSpec(_Model):
+    cidrs: list[str] = Field(default_factory=list)
+
+
+class ServiceCIDRStatus(_Model):
+    conditions: list[dict[str, Any]] | None = None
+
+
+class ServiceCIDR(_Object):
+    """networking.k8s.io/v1: one or two ranges (one per IP family) that cluster IPs come from."""
+
+    namespaced: ClassVar[bool] = False
+    metadata: ClusterObjectMeta = Field(default_factory=ClusterObjectMeta)
+    spec: ServiceCIDRSpec = Field(default_factory=ServiceCIDRSpec)
+    status: ServiceCIDRStatus = Field(default_factory=ServiceCIDRStatus)
+
+
+# ---- Node ---------------------------------------------------------------------------------
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+class NodeMeta(ClusterObjectMeta, _Lenient):
+    pass
+
+
+class Node(_Object, _Lenient):
+    """Only a Node's name and labels are read (its zone, for topology-aware routing)."""
+
+    namespaced: ClassVar[bool] = False
+    metadata: NodeMeta = Field(default_factory=NodeMeta)
+
+    @property
+    def zone(self) -> str:
+        return self.metadata.labels.get(ZONE_LABEL, "")
+
+
 # (apiVersion, kind) -> model. Other kinds are skipped.
 KINDS: dict[tuple[str, str], type[_Object]] = {
     ("v1", "Service"): Service,
     ("v1", "Endpoints"): Endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): EndpointSlice,
     ("v1", "Pod"): Pod,
+    ("networking.k8s.io/v1", "ServiceCIDR"): ServiceCIDR,
+    ("v1", "Node"): Node,
 }

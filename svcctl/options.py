@@ -12,10 +12,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-import yaml
-
 from . import formats
-from .load import Source
+from .load import Source, parse_yaml_document
 from .problems import InvalidInput, Problem
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -91,15 +89,11 @@ def build_options(flags: dict[str, Any], config: Source | None = None, hostname:
     problems: list[Problem] = []
     config_file = config.name if config else ""
     if config is not None:
-        try:
-            loaded = yaml.safe_load(config.text) or {}
-        except yaml.MarkedYAMLError as err:
-            # One line, FILE:LINE, like a manifest's syntax error (str(err) spans several lines).
-            mark = err.problem_mark or err.context_mark
-            what = " ".join(x for x in (err.context, err.problem) if x)
-            raise InvalidInput([Problem(f"invalid YAML: {what}", file=config_file, line=mark.line + 1 if mark else None)])
-        except yaml.YAMLError as err:
-            raise InvalidInput([Problem(f"invalid YAML: {err}", file=config_file)])
+        # Read as manifests are: one line at FILE:LINE:COLUMN for a syntax error, bounded nesting.
+        loaded, bad = parse_yaml_document(config)
+        if bad:
+            raise InvalidInput(bad)
+        loaded = loaded or {}
         if not isinstance(loaded, dict):
             raise InvalidInput([Problem("a config file must be a mapping of settings", file=config_file)])
         for key, value in loaded.items():

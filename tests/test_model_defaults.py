@@ -7,9 +7,11 @@ import pytest
 from svcctl.model import (
     EndpointSlice,
     IPFamilyPolicy,
+    Node,
     Pod,
     Protocol,
     Service,
+    ServiceCIDR,
     ServiceType,
     SessionAffinity,
     TrafficPolicy,
@@ -132,21 +134,21 @@ def test_cluster_ip_and_cluster_ips_are_kept_in_step():
     assert svc({"ports": [{"port": 80}], "clusterIP": "None"}).spec.headless
 
 
+def endpoint_slice(endpoints: list[dict], **fields) -> EndpointSlice:
+    return EndpointSlice.model_validate(
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": endpoints, **fields}
+    )
+
+
 def test_endpoint_slice_condition_defaults():
-    es = EndpointSlice.model_validate(
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {"name": "e"},
-            "addressType": "IPv4",
-            "endpoints": [
-                {"addresses": ["10.1.0.1"]},
-                {"addresses": ["10.1.0.2"], "conditions": {}},
-                {"addresses": ["10.1.0.3"], "conditions": {"ready": None, "serving": None, "terminating": None}},
-                {"addresses": ["10.1.0.4"], "conditions": {"ready": False, "serving": True, "terminating": True}},
-            ],
-            "ports": None,
-        }
+    es = endpoint_slice(
+        [
+            {"addresses": ["10.1.0.1"]},
+            {"addresses": ["10.1.0.2"], "conditions": {}},
+            {"addresses": ["10.1.0.3"], "conditions": {"ready": None, "serving": None, "terminating": None}},
+            {"addresses": ["10.1.0.4"], "conditions": {"ready": False, "serving": True, "terminating": True}},
+        ],
+        ports=None,
     )
     assert [(e.ready, e.serving, e.terminating) for e in es.endpoints] == [
         (True, True, False),
@@ -167,3 +169,28 @@ def test_pod_ips_and_readiness():
     assert pod({"conditions": [{"type": "Ready", "status": "True"}]}).ready
     assert not pod({"conditions": [{"type": "Ready", "status": "False"}, {"type": "ContainersReady", "status": "True"}]}).ready
     assert not pod({}).ready
+
+
+def test_endpoint_hints_are_kept_for_topology_aware_routing():
+    es = endpoint_slice(
+        [
+            {"addresses": ["10.1.0.1"], "zone": "a", "hints": {"forZones": [{"name": "a"}, {"name": "b"}], "forNodes": [{"name": "n1"}]}},
+            {"addresses": ["10.1.0.2"], "hints": {"forZones": None}},
+            {"addresses": ["10.1.0.3"]},
+        ]
+    )
+    assert [(e.zone_hints, e.node_hints) for e in es.endpoints] == [(("a", "b"), ("n1",)), ((), ()), ((), ())]
+
+
+def test_pod_hostname_and_subdomain():
+    pod = Pod.model_validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"hostname": "web-0", "subdomain": "web"}})
+    assert (pod.spec.hostname, pod.spec.subdomain) == ("web-0", "web")
+    bare = Pod.model_validate({"apiVersion": "v1", "kind": "Pod"})
+    assert (bare.spec.hostname, bare.spec.subdomain) == ("", "")
+
+
+def test_cluster_scoped_kinds_drop_a_namespace_and_name_themselves_alone():
+    node = Node.model_validate({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "namespace": "x"}, "status": {"capacity": {"cpu": "4"}}})
+    cidr = ServiceCIDR.model_validate({"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": "c"}, "spec": {"cidrs": ["10.0.0.0/8"]}})
+    assert (node.ref, node.metadata.namespace, node.zone) == ("n1", "", "")
+    assert (cidr.ref, cidr.metadata.namespace) == ("c", "")

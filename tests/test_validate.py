@@ -123,8 +123,8 @@ LABEL_VALUE = (
     "labels, expected",
     [
         ({"app.kubernetes.io/name": "web", "tier": "", "x_y.z": "A-1_b.c"}, []),
-        ({"tier": "-front"}, [f'metadata.labels.tier: Invalid value: "-front": {LABEL_VALUE}']),
-        ({"tier": LONG}, [f'metadata.labels.tier: Invalid value: "{LONG}": must be no more than 63 characters']),
+        ({"tier": "-front"}, [f'metadata.labels[tier]: Invalid value: "-front": {LABEL_VALUE}']),
+        ({"tier": LONG}, [f'metadata.labels[tier]: Invalid value: "{LONG}": must be no more than 63 characters']),
         (
             {"bad key": "x"},
             [
@@ -148,7 +148,7 @@ def test_selector_labels_are_checked():
     assert svc_problems({"ports": P80, "selector": {"app": "web", "bad/key/x": "v", "ok": "no good"}}) == [
         "spec.selector: Invalid value: \"bad/key/x\": a qualified name must consist of alphanumeric characters, "
         "'-', '_' or '.', with an optional DNS subdomain prefix and '/'",
-        f'spec.selector.ok: Invalid value: "no good": {LABEL_VALUE}',
+        f'spec.selector[ok]: Invalid value: "no good": {LABEL_VALUE}',
     ]
 
 
@@ -757,3 +757,281 @@ def test_an_object_that_does_not_type_check_still_has_its_name_checked():
         "alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
         'Service default/Bad_Name: spec.ports[0].port: Invalid value: "80": must be an integer',
     ]
+
+
+# ---- user text in messages -----------------------------------------------------------------
+
+
+def test_a_name_with_a_newline_or_an_escape_stays_on_one_line(write):
+    path = write('apiVersion: v1\nkind: Service\nmetadata:\n  name: "a\\nm.yaml:1: forged\\e[31m"\nspec:\n  ports: [{port: 80, name: "x\\ty"}]\n')
+    lines = problems_of(path)
+    assert lines == [
+        f'{path}:4: Service "default/a\\nm.yaml:1: forged\\x1b[31m": metadata.name: Invalid value: "a\\nm.yaml:1: forged\\x1b[31m": {DNS1035}',
+        f'{path}:6: Service "default/a\\nm.yaml:1: forged\\x1b[31m": spec.ports[0].name: Invalid value: "x\\ty": {DNS1123_LABEL}',
+    ]
+
+
+def test_an_int_or_string_field_is_one_problem_not_one_per_python_type():
+    assert svc_problems({"ports": [{"port": 80, "targetPort": 1.5}]}) == [
+        "spec.ports[0].targetPort: Invalid value: 1.5: must be an integer or a string"
+    ]
+    assert svc_problems({"ports": [{"port": 80, "targetPort": True}]}) == [
+        "spec.ports[0].targetPort: Invalid value: true: must be an integer or a string"
+    ]
+
+
+def test_values_of_a_map_are_named_by_their_key_and_null_is_null():
+    assert svc_problems({"ports": P80, "selector": {"a": None, "app.kubernetes.io/name": 1}}) == [
+        "spec.selector[a]: Invalid value: null: must be a string",
+        "spec.selector[app.kubernetes.io/name]: Invalid value: 1: must be a string",
+    ]
+
+
+# ---- rules of the API server svcctl used to accept ----------------------------------------
+
+QUALIFIED = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', "
+    "and must start and end with an alphanumeric character"
+)
+LB_ONLY = "Forbidden: may only be used when `type` is 'LoadBalancer'"
+RANGES = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"type": "LoadBalancer", "loadBalancerClass": "example.com/internal-vip"}, []),
+        ({"type": "NodePort", "loadBalancerClass": "example.com/internal-vip"}, [f"spec.loadBalancerClass: {LB_ONLY}"]),
+        ({"type": "LoadBalancer", "loadBalancerClass": "bad class"}, [f'spec.loadBalancerClass: Invalid value: "bad class": {QUALIFIED}']),
+    ],
+)
+def test_load_balancer_class(spec, expected):
+    assert svc_problems({"ports": P80, **spec}) == expected
+
+
+@pytest.mark.parametrize("value", ["PreferClose", "PreferSameZone", "PreferSameNode"])
+def test_traffic_distributions_of_the_newest_release(value):
+    assert svc_problems({"ports": P80, "trafficDistribution": value}) == []
+
+
+def test_an_unknown_traffic_distribution():
+    assert svc_problems({"ports": P80, "trafficDistribution": "Closest"}) == [
+        'spec.trafficDistribution: Unsupported value: "Closest": supported values: "PreferClose", "PreferSameZone", "PreferSameNode"'
+    ]
+
+
+def annotated(spec: dict[str, Any], annotations: dict[str, str]) -> list[str]:
+    doc = service(spec)
+    doc["metadata"]["annotations"] = annotations
+    prefix = "Service default/s: "
+    return [p[len(prefix):] for p in check(doc)]
+
+
+@pytest.mark.parametrize(
+    "kind, value, expected",
+    [
+        ("LoadBalancer", "10.0.0.0/8, 192.168.0.0/16 ,2001:db8::/32", []),
+        ("LoadBalancer", "", []),
+        ("NodePort", "10.0.0.0/8", [f"metadata.annotations[{RANGES}]: {LB_ONLY}"]),
+        (
+            "LoadBalancer",
+            "10.0.0.0/8,10.0.0.0/33, nonsense",
+            [
+                f'metadata.annotations[{RANGES}]: Invalid value: "10.0.0.0/33": {BAD_CIDR}',
+                f'metadata.annotations[{RANGES}]: Invalid value: "nonsense": {BAD_CIDR}',
+            ],
+        ),
+    ],
+)
+def test_source_ranges_annotation(kind, value, expected):
+    assert annotated({"type": kind, "ports": P80}, {RANGES: value}) == expected
+
+
+def test_the_source_ranges_field_wins_over_the_annotation():
+    spec = {"type": "LoadBalancer", "ports": P80, "loadBalancerSourceRanges": ["10.0.0.0/8"]}
+    assert annotated(spec, {RANGES: "not even a CIDR"}) == []
+
+
+def test_a_netmask_is_no_prefix_length():
+    assert svc_problems({"type": "LoadBalancer", "ports": P80, "loadBalancerSourceRanges": ["10.0.0.0/255.0.0.0"]}) == [
+        f'spec.loadBalancerSourceRanges[0]: Invalid value: "10.0.0.0/255.0.0.0": {BAD_CIDR}'
+    ]
+
+
+def test_annotation_keys_and_their_total_size():
+    assert annotated({"ports": P80}, {"Example.com/ok": "x", "bad key": "x", "a/b/c": "x"}) == [
+        f'metadata.annotations: Invalid value: "bad key": {QUALIFIED}',
+        "metadata.annotations: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, "
+        "'-', '_' or '.', with an optional DNS subdomain prefix and '/'",
+    ]
+    assert annotated({"ports": P80}, {"big": "x" * (256 * 1024 - 3)}) == []
+    assert annotated({"ports": P80}, {"big": "x" * (256 * 1024 - 2)}) == ["metadata.annotations: Too long: may not be more than 262144 bytes"]
+    assert annotated({"ports": P80}, {"big": "é" * (128 * 1024)}) == ["metadata.annotations: Too long: may not be more than 262144 bytes"]
+
+
+def test_topology_mode_must_match_its_deprecated_annotation():
+    mode, hints = "service.kubernetes.io/topology-mode", "service.kubernetes.io/topology-aware-hints"
+    assert annotated({"ports": P80}, {mode: "Auto", hints: "Auto"}) == []
+    assert annotated({"ports": P80}, {mode: "Auto", hints: "Disabled"}) == [
+        f'metadata.annotations[{mode}]: Invalid value: "Auto": must match annotations[{hints}] when both are specified'
+    ]
+
+
+def test_app_protocols_are_qualified_names_on_every_port():
+    assert svc_problems({"ports": [{"port": 80, "appProtocol": "h t t p"}]}) == [f'spec.ports[0].appProtocol: Invalid value: "h t t p": {QUALIFIED}']
+    endpoints = {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "e"},
+        "subsets": [{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"port": 80, "appProtocol": "-h2c"}]}],
+    }
+    slice_ = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "e"}, "addressType": "IPv4",
+        "ports": [{"port": 80, "appProtocol": "kubernetes.io/ws"}, {"name": "b", "port": 81, "appProtocol": "x/y/z"}],
+    }
+    assert check(endpoints, slice_) == [
+        f'Endpoints default/e: subsets[0].ports[0].appProtocol: Invalid value: "-h2c": {QUALIFIED}',
+        "EndpointSlice default/e: ports[1].appProtocol: Invalid value: \"x/y/z\": a qualified name must consist of alphanumeric "
+        "characters, '-', '_' or '.', with an optional DNS subdomain prefix and '/'",
+    ]
+
+
+def test_an_endpoints_subset_needs_addresses():
+    doc = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "e"}, "subsets": [{"ports": [{"port": 80}]}, {"notReadyAddresses": [{"ip": "10.1.0.1"}]}]}
+    assert check(doc) == ["Endpoints default/e: subsets[0]: Required value: must specify `addresses` or `notReadyAddresses`"]
+
+
+def slice_with(endpoints: list[dict[str, Any]] | None = None, ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "e"}, "addressType": "IPv4",
+        "endpoints": endpoints or [], "ports": ports or [],
+    }
+
+
+def test_slice_limits_follow_the_code_not_the_docs():
+    # maxPorts is 20000 in validation.go; the API reference says 100.
+    many = [{"name": f"p{i}", "port": 1000 + i} for i in range(150)]
+    assert check(slice_with(ports=many)) == []
+    too_many = [{"name": "", "port": 0}] * 20001  # past the limit, the ports themselves are not checked
+    assert check(slice_with(ports=too_many)) == ["EndpointSlice default/e: ports: Too many: 20001: must have at most 20000 items"]
+    endpoints = [{"addresses": ["127.0.0.1"]}] * 1001
+    assert check(slice_with(endpoints)) == ["EndpointSlice default/e: endpoints: Too many: 1001: must have at most 1000 items"]
+    addresses = [{"addresses": [f"10.1.0.{i}" for i in range(1, 102)]}]
+    assert check(slice_with(addresses)) == ["EndpointSlice default/e: endpoints[0].addresses: Too many: 101: must have at most 100 items"]
+
+
+def hinted(hints: dict[str, Any]) -> list[str]:
+    prefix = "EndpointSlice default/e: endpoints[0].hints."
+    out = check(slice_with([{"addresses": ["10.1.0.1"], "hints": hints}]))
+    assert all(p.startswith(prefix) for p in out), out
+    return [p[len(prefix):] for p in out]
+
+
+def zones(*names: str) -> list[dict[str, str]]:
+    return [{"name": n} for n in names]
+
+
+def test_zone_hints():
+    assert hinted({"forZones": zones("zone-a", "zone-b")}) == []
+    assert hinted({"forZones": zones(*(f"z{i}" for i in range(9)))}) == ["forZones: Too many: 9: must have at most 8 items"]
+    assert hinted({"forZones": zones("a", "-b", "a")}) == [
+        f'forZones[1].name: Invalid value: "-b": {LABEL_VALUE}',
+        'forZones[2].name: Duplicate value: "a"',
+    ]
+    # validateHints checks a zone name as a label value, and the empty value is one: the code, not
+    # the intuition, decides (the empty name matches no node's zone).
+    assert hinted({"forZones": [{"name": ""}, {}]}) == ['forZones[1].name: Duplicate value: ""']
+
+
+def test_node_hints():
+    assert hinted({"forNodes": zones("node-1", "node-2.example")}) == []
+    assert hinted({"forNodes": zones("", "Node_1", "node-1", "node-1")}) == [
+        f'forNodes[0].name: Invalid value: "": {DNS1123_SUBDOMAIN}',
+        f'forNodes[1].name: Invalid value: "Node_1": {DNS1123_SUBDOMAIN}',
+        'forNodes[3].name: Duplicate value: "node-1"',
+    ]
+    assert hinted({"forNodes": zones(*(f"n{i}" for i in range(9)))}) == ["forNodes: Too many: 9: must have at most 8 items"]
+    # too many zone hints: the API server looks no further, not even at the node hints
+    assert hinted({"forZones": zones(*(f"z{i}" for i in range(9))), "forNodes": zones("")}) == ["forZones: Too many: 9: must have at most 8 items"]
+
+
+def pod(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
+
+
+def test_pod_hostname_and_subdomain_are_dns_labels():
+    assert check(pod({"hostname": "web-0", "subdomain": "web"})) == []
+    assert check(pod({"hostname": "Web_0", "subdomain": "a.b"})) == [
+        f'Pod default/p: spec.hostname: Invalid value: "Web_0": {DNS1123_LABEL}',
+        f'Pod default/p: spec.subdomain: Invalid value: "a.b": {DNS1123_LABEL}',
+    ]
+
+
+# ---- ServiceCIDR and Node: cluster-scoped ------------------------------------------------
+
+
+def service_cidr(*cidrs: str, name: str = "kubernetes", **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": name, **meta}, "spec": {"cidrs": list(cidrs)}}
+
+
+@pytest.mark.parametrize(
+    "cidrs, expected",
+    [
+        (["10.96.0.0/12"], []),
+        (["10.96.0.0/12", "fd00:10:96::/112"], []),
+        (["fd00::/64", "10.0.0.0/8"], []),
+        ([], ["spec.cidrs: Required value: at least one CIDR required"]),
+        (["10.0.0.0/8", "fd00::/64", "11.0.0.0/8"], ["spec.cidrs: Invalid value: 3: may only hold up to 2 values"]),
+        (["10.0.0.0/8", "11.0.0.0/8"], ['spec.cidrs: Invalid value: "11.0.0.0/8": may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64']),
+        (["10.0.0.0/8", "x"], ['spec.cidrs: Invalid value: "x": may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64']),
+        (["10.0.0.1/8"], ['spec.cidrs[0]: Invalid value: "10.0.0.1/8": must not have bits set beyond the prefix length']),
+        (["010.0.0.0/8"], ['spec.cidrs[0]: Invalid value: "010.0.0.0/8": must not have leading 0s in IP or prefix length']),
+        (["10.0.0.0/08"], ['spec.cidrs[0]: Invalid value: "10.0.0.0/08": must not have leading 0s in IP or prefix length']),
+        (["FD00::/64"], ['spec.cidrs[0]: Invalid value: "FD00::/64": must be in canonical form ("fd00::/64")']),
+        (["::ffff:10.0.0.0/104"], ['spec.cidrs[0]: Invalid value: "::ffff:10.0.0.0/104": must not have an IPv4-mapped IPv6 address']),
+        (["10.0.0.0"], [f'spec.cidrs[0]: Invalid value: "10.0.0.0": {BAD_CIDR}']),
+    ],
+)
+def test_service_cidr(cidrs, expected):
+    out = check(service_cidr(*cidrs))
+    prefix = "ServiceCIDR kubernetes: "  # cluster-scoped: no namespace in its name
+    assert all(p.startswith(prefix) for p in out), out
+    assert [p[len(prefix):] for p in out] == expected
+
+
+def test_cluster_scoped_objects_have_no_namespace():
+    from svcctl.load import Source, parse_source
+
+    docs = [
+        service_cidr("10.96.0.0/12", namespace="ignored"),
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "namespace": "x", "labels": {"topology.kubernetes.io/zone": "zone-a"}},
+         "spec": {"podCIDR": "10.244.1.0/24"}, "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.1"}]}},
+    ]
+    objects, _ = parse_source(Source("m.yaml", yaml.safe_dump_all(docs), False))
+    inventory = validate(objects)
+    (cidr,), (node,) = inventory.service_cidrs, inventory.nodes
+    assert (cidr.obj.ref, cidr.obj.metadata.namespace, cidr.obj.spec.cidrs) == ("kubernetes", "", ["10.96.0.0/12"])
+    assert (node.obj.ref, node.obj.metadata.namespace, node.obj.zone) == ("node-1", "", "zone-a")
+
+
+def test_node_names_and_labels_are_checked():
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "Node_1", "labels": {"topology.kubernetes.io/zone": "-a"}}}
+    assert check(node) == [
+        f'Node Node_1: metadata.name: Invalid value: "Node_1": {DNS1123_SUBDOMAIN}',
+        f'Node Node_1: metadata.labels[topology.kubernetes.io/zone]: Invalid value: "-a": {LABEL_VALUE}',
+    ]
+
+
+def test_a_cluster_scoped_object_twice_is_a_duplicate_whatever_the_namespace(write):
+    path = write(
+        """
+        apiVersion: networking.k8s.io/v1
+        kind: ServiceCIDR
+        metadata: {name: extra, namespace: a}
+        spec: {cidrs: [10.100.0.0/16]}
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: ServiceCIDR
+        metadata: {name: extra, namespace: b}
+        spec: {cidrs: [10.101.0.0/16]}
+        """
+    )
+    assert problems_of(path) == [f"{path}:8: ServiceCIDR extra: metadata.name: Duplicate value: ServiceCIDR extra is already defined at {path}:1"]
