@@ -69,20 +69,30 @@ def validate(raw: Iterable[RawObject], node_ports: NodePortRange = NodePortRange
         Pod: inventory.pods,
     }
     for item in raw:
-        entry = _typed(item, problems, inventory)
-        if entry is None:
-            continue
-        report = _Reporter(entry, problems)
-        # Values outside an enum are reported, and the other rules still run (they only
-        # compare such fields with enum members and print them with str()): all at once.
-        _unsupported_values(entry.obj, (), report)
-        _RULES[type(entry.obj)](entry.obj, report, node_ports)
-        if report.clean:
+        entry = check_object(item, problems, inventory.skipped, node_ports)
+        if entry is not None:
             buckets[type(entry.obj)].append(entry)
     _check_across(inventory, problems)
     if problems:
         raise InvalidInput(problems)
     return inventory
+
+
+def check_object(
+    item: RawObject, problems: list[Problem], skipped: list[tuple[str, Origin]], node_ports: NodePortRange = NodePortRange()
+) -> Entry[Any] | None:
+    """Type-check and validate one object on its own (what the API server checks before it looks
+    at other objects): the Entry if it is valid, else None with its problems added to
+    ``problems``; an object of a kind svcctl does not use is added to ``skipped``."""
+    entry = _typed(item, problems, skipped)
+    if entry is None:
+        return None
+    report = _Reporter(entry, problems)
+    # Values outside an enum are reported, and the other rules still run (they only
+    # compare such fields with enum members and print them with str()): all at once.
+    _unsupported_values(entry.obj, (), report)
+    _RULES[type(entry.obj)](entry.obj, report, node_ports)
+    return entry if report.clean else None
 
 
 class _Reporter:
@@ -107,7 +117,7 @@ class _Reporter:
 # ---- typing -------------------------------------------------------------------------------
 
 
-def _typed(item: RawObject, problems: list[Problem], inventory: Inventory) -> Entry[Any] | None:
+def _typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Origin]]) -> Entry[Any] | None:
     data, origin = item.data, item.origin
     api_version, kind = data.get("apiVersion"), data.get("kind")
     for field, value in (("apiVersion", api_version), ("kind", kind)):
@@ -136,7 +146,7 @@ def _typed(item: RawObject, problems: list[Problem], inventory: Inventory) -> En
             wanted = next(v for v, k in KINDS if k == kind)
             problems.append(Problem(f'Unsupported value: "{api_version}": {kind} is served as "{wanted}"', ("apiVersion",), origin, kind, ref))
         else:
-            inventory.skipped.append((f"{api_version}/{kind} {ref}", origin))
+            skipped.append((f"{api_version}/{kind} {ref}", origin))
         return None
     try:
         entry = Entry(model.model_validate(data), origin)
@@ -595,32 +605,38 @@ def _check_across(inventory: Inventory, problems: list[Problem]) -> None:
                 )
             else:
                 first[ref] = entry
-    ip_owner: dict[str, str] = {}
-    # The API server's node port allocator holds a port number for one Service, whatever the
-    # protocol; one Service may use the same number for TCP and UDP.
-    port_owner: dict[int, str] = {}
+    # One owner per cluster IP; the API server's node port allocator holds a port number for
+    # one Service, whatever the protocol (one Service may use it for TCP and UDP).
+    owner: dict[tuple[str, str | int], str] = {}
     for entry in inventory.services:
         svc = entry.obj
-        for i, ip in enumerate(svc.spec.cluster_ips):
-            if ip == "None":
-                continue
-            canonical = formats.canonical_ip(ip)
-            if canonical in ip_owner and ip_owner[canonical] != svc.ref:
-                problems.append(
-                    Problem(
-                        f'Invalid value: "{ip}": provided IP is already allocated (to Service {ip_owner[canonical]})',
-                        ("spec", "clusterIPs", i), entry.origin, svc.kind, svc.ref,
-                    )
-                )
-            ip_owner.setdefault(canonical, svc.ref)
-        for i, port in enumerate(svc.spec.ports):
-            if not port.node_port:
-                continue
-            owner = port_owner.setdefault(port.node_port, svc.ref)
-            if owner != svc.ref:
-                problems.append(
-                    Problem(
-                        f"Invalid value: {port.node_port}: provided port is already allocated (to Service {owner})",
-                        ("spec", "ports", i, "nodePort"), entry.origin, svc.kind, svc.ref,
-                    )
-                )
+        for held in held_values(svc):
+            first = owner.setdefault(held.key, svc.ref)
+            if first != svc.ref:
+                problems.append(Problem(held.taken_by(first), held.path, entry.origin, svc.kind, svc.ref))
+
+
+class Held(NamedTuple):
+    """A value a Service holds that no other Service may: a cluster IP or a node port number."""
+
+    key: tuple[str, str | int]  # ("ip", canonical text) or ("nodePort", number)
+    path: Path
+    shown: str
+
+    def taken_by(self, owner: str) -> str:
+        what = "IP" if self.key[0] == "ip" else "port"
+        return f"Invalid value: {self.shown}: provided {what} is already allocated (to Service {owner})"
+
+
+def held_values(svc: Service) -> list[Held]:
+    """The cluster IPs and node ports a Service holds, each once, with the field that sets it."""
+    out: dict[tuple[str, str | int], Held] = {}
+    for i, ip in enumerate(svc.spec.cluster_ips):
+        if ip != "None":
+            key = ("ip", formats.canonical_ip(ip))
+            out.setdefault(key, Held(key, ("spec", "clusterIPs", i), f'"{ip}"'))
+    for i, port in enumerate(svc.spec.ports):
+        if port.node_port:
+            key = ("nodePort", port.node_port)
+            out.setdefault(key, Held(key, ("spec", "ports", i, "nodePort"), str(port.node_port)))
+    return list(out.values())

@@ -23,6 +23,7 @@ from .model import (
     EndpointGroup,
     ExternalRoute,
     FamilyPlan,
+    FamilySettings,
     MasqueradeScope,
     NodePort,
     Pick,
@@ -33,8 +34,8 @@ from .model import (
 )
 
 __all__ = [
-    "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "MasqueradeScope",
-    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "Target", "plan", "port_plan",
+    "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "FamilySettings", "MasqueradeScope",
+    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "Target", "plan", "port_plan", "service_plan", "family_settings",
 ]
 
 VERSIONS = (4, 6)
@@ -106,8 +107,7 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     )
 
 
-def family_plan(services: list[ResolvedService], version: int, options: Options) -> tuple[FamilyPlan, tuple[str, ...]]:
-    claims = claim(services, version)
+def family_settings(version: int, options: Options) -> FamilySettings:
     cluster_cidrs = collapsed(options.cluster_cidrs, version)
     if options.masquerade_all:
         scope = MasqueradeScope.ALL
@@ -115,13 +115,23 @@ def family_plan(services: list[ResolvedService], version: int, options: Options)
         scope = MasqueradeScope.OUTSIDE_CLUSTER
     else:
         scope = MasqueradeScope.NONE
-    ports = tuple(
-        port_plan(svc, port, version, claims, options, bool(cluster_cidrs))
-        for svc in services
-        if svc.proxied and of_family(svc.cluster_ips, version)  # headless, ExternalName: DNS only
-        for port in svc.ports
-    )
-    return FamilyPlan(version, scope, cluster_cidrs, collapsed(options.nodeport_addresses, version), ports), claims.warnings
+    return FamilySettings(scope, cluster_cidrs, collapsed(options.nodeport_addresses, version))
+
+
+def service_plan(svc: ResolvedService, version: int, claims: Claims, options: Options, settings: FamilySettings) -> tuple[PortPlan, ...]:
+    """A Service's ports in one family's rules: none for a Service without a cluster IP of this
+    family, and for headless and ExternalName Services (DNS only)."""
+    if not (svc.proxied and of_family(svc.cluster_ips, version)):
+        return ()
+    pods_known = bool(settings.cluster_cidrs)  # a cluster CIDR of this family tells pods from other clients
+    return tuple(port_plan(svc, port, version, claims, options, pods_known) for port in svc.ports)
+
+
+def family_plan(services: list[ResolvedService], version: int, options: Options) -> tuple[FamilyPlan, tuple[str, ...]]:
+    claims = claim(services, version)
+    settings = family_settings(version, options)
+    ports = tuple(p for svc in services for p in service_plan(svc, version, claims, options, settings))
+    return FamilyPlan(version, *settings, ports), claims.warnings
 
 
 def plan(services: list[ResolvedService], options: Options) -> Plan:

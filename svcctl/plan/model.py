@@ -132,6 +132,14 @@ class PortPlan:
     udp_endpoints: tuple[Endpoint, ...]
 
 
+class FamilySettings(NamedTuple):
+    """What one family's rules take from the node options alone, the same for every Service."""
+
+    masquerade: MasqueradeScope
+    cluster_cidrs: tuple[str, ...]  # merged, in address order
+    nodeport_cidrs: tuple[str, ...]  # --nodeport-addresses of this family, merged
+
+
 @dataclass(frozen=True)
 class FamilyPlan:
     """One IP family's rules: the Service ports' parts and the node-wide settings."""
