@@ -22,11 +22,11 @@ def read_manifests(manifests: list[str]) -> Inputs:
     for arg in manifests:
         if arg == "-":
             text = sys.stdin.read()
-            sources.append(Source("-", text, _looks_like_json(None, text)))
+            sources.append(Source("-", text, looks_like_json(None, text)))
             continue
         path = Path(arg)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+            files = sorted(p for p in path.iterdir() if is_manifest_name(p.name) and p.is_file())
             if not files:
                 problems.append(Problem("directory holds no *.yaml, *.yml or *.json file", file=arg))
         else:
@@ -39,11 +39,18 @@ def read_manifests(manifests: list[str]) -> Inputs:
             except (OSError, UnicodeDecodeError) as err:
                 problems.append(Problem(f"cannot read: {getattr(err, 'strerror', None) or err}", file=str(file)))
             else:
-                sources.append(Source(str(file), text, _looks_like_json(file.suffix, text)))
+                sources.append(Source(str(file), text, looks_like_json(file.suffix, text)))
     return Inputs(sources, problems)
 
 
-def _looks_like_json(suffix: str | None, text: str) -> bool:
+def is_manifest_name(name: str) -> bool:
+    """Whether a file in a manifest directory is read: ``*.yaml``, ``*.yml``, ``*.json``, not
+    hidden. Editors' and tools' temporary files are not (``.x.yaml.swp``, ``x.yaml~``,
+    ``.#x.yaml``, ``#x.yaml#``, ``4913``, ``.x.yaml.tmp``; kubelet's ``..data``)."""
+    return not name.startswith(".") and Path(name).suffix in MANIFEST_SUFFIXES
+
+
+def looks_like_json(suffix: str | None, text: str) -> bool:
     if suffix is not None:
         return suffix == ".json"
     return text.lstrip()[:1] in ("{", "[")

@@ -23,7 +23,7 @@ from .render import frame_name, render, render_ruleset
 from .transaction import CreateTable, DeleteTable, TableRef, Transaction
 
 
-def _privileged() -> Nft:
+def privileged() -> Nft:
     """An Nft context, once a first query has shown that the kernel lets us in: without
     CAP_NET_ADMIN that query fails with the one-sentence KernelError the contract asks for."""
     nft = Nft()
@@ -78,16 +78,17 @@ def _send(nft: Nft, ruleset: Ruleset, tx: Transaction, dry_run: bool) -> None:
         raise
 
 
-def apply(ruleset: Ruleset, dry_run: bool = False) -> ApplyResult:
+def apply(ruleset: Ruleset, dry_run: bool = False, reload: bool = False) -> ApplyResult:
     """Make the kernel hold ``ruleset``, changing only what differs (svcctl.nftables.decide).
     With ``dry_run`` nothing changes: the full ruleset is loaded into a throwaway namespace
     (real proof), the actual transaction is checked by the kernel without commit, and the diff
-    is returned. Raises Refused (nothing changed) or KernelError."""
-    nft = _privileged()
+    is returned. ``reload``: load the tables whole even if intact (decide.transaction).
+    Raises Refused (nothing changed) or KernelError."""
+    nft = privileged()
     frames = _frames(ruleset)
     with locked(ruleset.tables[0].name):
         live = read_live(nft, ruleset, frames)
-        tx = transaction(ruleset, live, frames)
+        tx = transaction(ruleset, live, frames, reload)
         if dry_run:
             planned = planned_listing(ruleset)
             if tx:
@@ -101,7 +102,7 @@ def apply(ruleset: Ruleset, dry_run: bool = False) -> ApplyResult:
 
 def diff(ruleset: Ruleset) -> str:
     """Unified diff between the live tables and what apply would make live; "" if none."""
-    nft = _privileged()
+    nft = privileged()
     read_live(nft, ruleset, _frames(ruleset))  # refuses tables svcctl did not make, as apply does
     return unified_diff(live_listing(nft, ruleset), planned_listing(ruleset))
 
@@ -109,7 +110,7 @@ def diff(ruleset: Ruleset) -> str:
 def delete(table: str) -> tuple[list[str], list[str]]:
     """Delete svcctl's tables of this name (ip and ip6) and nothing else. Returns the tables
     deleted and those of that name left alone because svcctl did not make them."""
-    nft = _privileged()
+    nft = privileged()
     with locked(table):
         present, ours = present_tables(nft), owned_tables(nft)
         gone = [f"{f.value} {table}" for f in Family if (f.value, table) in ours]

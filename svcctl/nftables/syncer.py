@@ -1,0 +1,209 @@
+"""Keeping svcctl's tables in step with a plan that changes a few Services at a time
+(``svcctl run``).
+
+The syncer holds every Service's nftables objects (layout.port_objects) and what it last
+committed. An update commit sends only what the changed Services changed: their new chains and
+affinity sets, the elements they added or removed (elements several ports share, hairpin and
+UDP endpoints, are counted, and leave only with the last port), their chains that are gone: the
+operations decide.table_update would choose, decided from memory instead of from a listing of
+the kernel (0.7 s at 10,000 Services). A full commit assembles the whole ruleset and goes
+through transport.apply, reading the kernel: at start (adopting the live tables without
+disturbing them), for the periodic resync (repairing tables, chains, sets and elements changed
+by hand), after a refused or failed commit, and with ``reload`` loading the tables whole.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..backends import ApplyResult
+from ..conntrack import forget_udp_flows
+from ..kernel import KernelError, Refused, locked
+from ..options import Options
+from ..plan import PortPlan, family_settings
+from . import frame, transport
+from .decide import describe, removal_order
+from .nft import Nft
+from .layout import PortObjects, assemble, port_objects
+from .objects import Element, Family, NamedSet, Ruleset, Verdict
+from .render import render
+from .transaction import AddElements, AddObjects, DeleteChain, DeleteElements, DeleteSet, Operation, TableRef
+
+VERSIONS = (4, 6)
+Name = tuple[str, str]
+
+
+@dataclass
+class _Counted:
+    """One table's per-port content as committed: chain and affinity set names, and each frame
+    set's elements with the number of ports that hold them."""
+
+    chains: set[str] = field(default_factory=set)
+    sets: set[str] = field(default_factory=set)
+    elements: dict[str, dict[tuple[str, ...], list[Verdict | None | int]]] = field(default_factory=lambda: defaultdict(dict))
+
+    def add(self, ports: tuple[PortObjects, ...], step: int) -> None:
+        for p in ports:
+            for spec, elements in p.elements.items():
+                held = self.elements[spec.name]
+                for el in elements:
+                    count = held.setdefault(el.key, [0, el.verdict])
+                    count[0] += step  # type: ignore[operator]
+                    if step > 0:
+                        count[1] = el.verdict
+                    elif count[0] == 0:
+                        del held[el.key]
+
+
+def _chains(ports: tuple[PortObjects, ...]) -> dict[str, object]:
+    return {c.name: c for p in ports for c in (*p.endpoint_chains, *p.external_chains)}
+
+
+def _affinity(ports: tuple[PortObjects, ...]) -> dict[str, object]:
+    return {s.name: s for p in ports for s in p.affinity_sets}
+
+
+class Syncer:
+    """The nftables back end's syncer (svcctl.backends.Syncer)."""
+
+    def __init__(self, options: Options, nft: Nft | None):
+        """``nft``: the kernel (transport.privileged()); None for a syncer that only lays out."""
+        self.table = options.table
+        self._settings = {v: family_settings(v, options) for v in VERSIONS}
+        self._ports: dict[int, dict[Name, tuple[PortObjects, ...]]] = {v: {} for v in VERSIONS}
+        self._before: dict[tuple[int, Name], tuple[PortObjects, ...]] = {}  # as committed, for Services changed since
+        self._committed: dict[int, _Counted] | None = None  # None: unknown, read the kernel
+        self._nft = nft
+
+    def update(self, version: int, service: Name, ports: tuple[PortPlan, ...]) -> None:
+        family = Family.of(version)
+        current = self._ports[version]
+        self._before.setdefault((version, service), current.get(service, ()))
+        if ports:
+            current[service] = tuple(port_objects(p, family) for p in ports)
+        else:
+            current.pop(service, None)
+
+    def ruleset(self) -> Ruleset:
+        """Everything, as a full compile would lay it out (Services in namespace/name order)."""
+        return Ruleset(
+            tuple(
+                assemble(v, self._settings[v], (p for name in sorted(self._ports[v]) for p in self._ports[v][name]), self.table)
+                for v in VERSIONS
+            )
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How much is in the tables: per-port chains and frame set elements."""
+        ports = [p for v in VERSIONS for objects in self._ports[v].values() for p in objects]
+        return {
+            "chains": sum(len(p.endpoint_chains) + len(p.external_chains) for p in ports),
+            "elements": sum(len(els) for p in ports for els in p.elements.values()),
+        }
+
+    def commit(self, verify: bool = False, reload: bool = False) -> ApplyResult:
+        """Send what changed since the last commit. ``verify``: read the kernel and repair what
+        differs; ``reload``: load the tables whole. Raises Refused (nothing changed; the next
+        commit reads the kernel) or KernelError."""
+        if verify or reload or self._committed is None:
+            return self._full(reload)
+        if not self._before:
+            return ApplyResult(False, "no changes", "", (), ())
+        ops: list[Operation] = []
+        gone_udp: set[tuple[str, ...]] = set()
+        counted = self._committed
+        self._committed = None  # until the kernel took it: counted is changed in place
+        for v in VERSIONS:
+            family_ops, removed = self._delta(v, counted[v])
+            ops += family_ops
+            gone_udp |= removed
+        if ops:
+            assert self._nft is not None, "a syncer without the kernel only lays out"
+            with locked(self.table):
+                self._nft.run(render(ops))
+        self._committed = counted
+        self._before.clear()
+        udp = tuple(sorted((ip, int(port)) for ip, port in gone_udp))
+        deleted, warnings = forget_udp_flows(udp)
+        return ApplyResult(bool(ops), describe(ops) if ops else "no changes", "", deleted, warnings)
+
+    def _delta(self, version: int, counted: _Counted) -> tuple[list[Operation], set[tuple[str, ...]]]:
+        ref = TableRef(Family.of(version), self.table)
+        changed = [(name, before) for (v, name), before in self._before.items() if v == version]
+        new_sets: dict[str, object] = {}
+        new_chains: dict[str, object] = {}
+        gone_chains: set[str] = set()
+        gone_sets: set[str] = set()
+        touched: dict[str, dict[tuple[str, ...], tuple[bool, Verdict | None]]] = defaultdict(dict)
+        for name, before in changed:
+            after = self._ports[version].get(name, ())
+            old_chains, now_chains = _chains(before), _chains(after)
+            new_chains.update({n: c for n, c in now_chains.items() if n not in counted.chains})
+            gone_chains |= old_chains.keys() - now_chains.keys()
+            old_sets, now_sets = _affinity(before), _affinity(after)
+            new_sets.update({n: s for n, s in now_sets.items() if n not in counted.sets})
+            gone_sets |= old_sets.keys() - now_sets.keys()
+            for ports in (before, after):
+                for p in ports:
+                    for spec, elements in p.elements.items():
+                        held = counted.elements[spec.name]
+                        for el in elements:
+                            if el.key not in touched[spec.name]:
+                                now = held.get(el.key)
+                                touched[spec.name][el.key] = (now is not None, now[1] if now else None)  # type: ignore[assignment]
+            counted.add(before, -1)
+            counted.add(after, +1)
+        counted.chains = (counted.chains - gone_chains) | new_chains.keys()
+        counted.sets = (counted.sets - gone_sets) | new_sets.keys()
+        ops: list[Operation] = []
+        if new_sets or new_chains:
+            endpoint = tuple(c for c in new_chains.values() if not c.name.startswith(f"{frame.EXT}-"))  # type: ignore[attr-defined]
+            external = tuple(c for c in new_chains.values() if c.name.startswith(f"{frame.EXT}-"))  # type: ignore[attr-defined]
+            ops.append(AddObjects(ref, tuple(new_sets.values()), endpoint, external))  # type: ignore[arg-type]
+        added: list[Operation] = []
+        removed_udp: set[tuple[str, ...]] = set()
+        for spec in frame.STATIC_SETS:
+            held = counted.elements.get(spec.name, {})
+            out, into = [], []
+            for key, (was, verdict) in touched.get(spec.name, {}).items():
+                now = held.get(key)
+                if was and (now is None or now[1] != verdict):
+                    out.append(Element(key))
+                if now is not None and (not was or now[1] != verdict):
+                    into.append(Element(key, now[1]))  # type: ignore[arg-type]
+            if out:
+                ops.append(DeleteElements(ref, _frame_sets(version)[spec.name], tuple(sorted(out))))
+                if spec is frame.UDP_ENDPOINTS:
+                    removed_udp |= {el.key for el in out}
+            if into:
+                added.append(AddElements(ref, _frame_sets(version)[spec.name], tuple(sorted(into))))
+        ops += added
+        ops += [DeleteChain(ref, n) for n in sorted(gone_chains - new_chains.keys(), key=removal_order)]
+        ops += [DeleteSet(ref, n) for n in sorted(gone_sets - new_sets.keys())]
+        return ops, removed_udp
+
+    def _full(self, reload: bool) -> ApplyResult:
+        ruleset = self.ruleset()
+        try:
+            result = transport.apply(ruleset, reload=reload)
+        except KernelError:
+            self._committed = None
+            raise
+        counted = {v: _Counted() for v in VERSIONS}
+        for v in VERSIONS:
+            for objects in self._ports[v].values():
+                counted[v].add(objects, +1)
+                counted[v].chains |= _chains(objects).keys()
+                counted[v].sets |= _affinity(objects).keys()
+        self._committed = counted
+        self._before.clear()
+        return result
+
+
+@lru_cache(maxsize=2)
+def _frame_sets(version: int) -> dict[str, NamedSet]:
+    """The frame's sets as declared in a table of this family (element operations name them)."""
+    family = Family.of(version)
+    return {s.name: NamedSet(s.name, family.key_type(s), s.comment, is_map=s.is_map, interval=s.interval) for s in frame.STATIC_SETS}
