@@ -114,6 +114,17 @@ class Planner:
         self._allocation_problems: list[Problem] = []
         self._selectors: dict[str, set[Name]] = defaultdict(set)  # namespace -> Services with a selector
         self._claims = {v: _Claims() for v in VERSIONS}
+        self._endpoints: dict[Name, int] = {}
+        self._health_checks: dict[Name, tuple[int, int]] = {}
+
+    def totals(self) -> dict[str, int]:
+        return {"services": len(self.resolved), "endpoints": sum(self._endpoints.values())}
+
+    def health_checks(self) -> dict[Name, tuple[int, int]]:
+        """The Services with a healthCheckNodePort: (that port, how many local endpoints are
+        ready). As kube-proxy counts them: distinct addresses, over all ports; terminating ones
+        do not count, so a node with only those is drained by the load balancer."""
+        return dict(self._health_checks)
 
     def problems(self) -> list[Problem]:
         return list(self._allocation_problems)
@@ -132,6 +143,7 @@ class Planner:
             after = self._resolve(state, name)
             if before == after:
                 continue
+            self._count(state, name, after)
             if after is None:
                 del self.resolved[name]
             else:
@@ -212,6 +224,18 @@ class Planner:
                 else:
                     self._allocations[ref] = alloc
         return dirty
+
+    def _count(self, state: State, name: Name, svc: ResolvedService | None) -> None:
+        self._endpoints.pop(name, None)
+        self._health_checks.pop(name, None)
+        if svc is None:
+            return
+        self._endpoints[name] = sum(len(p.backends) for p in svc.ports)
+        entry = state.service(*name)
+        port = entry.obj.spec.health_check_node_port if entry else 0
+        if port:
+            local = {b.address for p in svc.ports for b in p.backends if b.local and b.ready}
+            self._health_checks[name] = (port, len(local))
 
     def _resolve(self, state: State, name: Name) -> ResolvedService | None:
         entry = state.service(*name)
