@@ -107,20 +107,40 @@ class DirectorySource:
             yield_on_timeout=True,  # an empty batch when nothing happened: time to rescan
             recursive=False,
         )
-        for event in self.look_again():
-            yield event
-        yield Synced()
-        last_scan = time.monotonic()
-        async for changes in watch:
-            if not changes or any(Path(p).name.startswith("..") for _, p in changes) or time.monotonic() - last_scan >= self.rescan:
-                last_scan = time.monotonic()
-                for event in self.look_again():
-                    yield event
-                continue
-            for name in sorted({Path(p).name for _, p in changes}):
-                event = self._look(name, read=True)
-                if event is not None:
-                    yield event
+        batches: asyncio.Queue[set[tuple[watchfiles.Change, str]] | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for changes in watch:
+                    batches.put_nowait(changes)
+            finally:
+                batches.put_nowait(None)  # stopped (or failed)
+
+        # awatch sets up inotify in the first step of its task: before the listing, so that
+        # nothing written meanwhile is missed.
+        pumping = asyncio.create_task(pump())
+        await asyncio.sleep(0)
+        try:
+            for event in self.look_again():
+                yield event
+            yield Synced()
+            last_scan = time.monotonic()
+            while True:
+                changes = await batches.get()
+                if changes is None:
+                    await pumping  # raises the watcher's error, if it failed
+                    return
+                if not changes or any(Path(p).name.startswith("..") for _, p in changes) or time.monotonic() - last_scan >= self.rescan:
+                    last_scan = time.monotonic()
+                    for event in self.look_again():
+                        yield event
+                    continue
+                for name in sorted({Path(p).name for _, p in changes}):
+                    event = self._look(name, read=True)
+                    if event is not None:
+                        yield event
+        finally:
+            pumping.cancel()
 
     def look_again(self) -> list[Event]:
         """Every manifest that changed, appeared or went since last seen."""
