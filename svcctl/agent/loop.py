@@ -86,7 +86,7 @@ class Agent:
             report = sync.result()
         except Exception as err:  # noqa: BLE001 - a bug in svcctl: logged, retried, never fatal
             log.error("internal error (a bug in svcctl)", extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
-            report = SyncReport(kind, 0.0, 0, 0, None, error=str(err))
+            report = SyncReport(kind, 0.0, 0.0, 0, 0, None, error=str(err))
         ok = report.result is not None
         backoff = self.schedule.end(time.monotonic(), kind, ok)
         if ok:
@@ -103,6 +103,7 @@ class Agent:
             **report.totals,
             "problems": report.problems,
             "duration_ms": round(report.seconds * 1000, 1),
+            "kernel_ms": round(report.commit_seconds * 1000, 1),
         }
         if ok:
             assert report.result is not None

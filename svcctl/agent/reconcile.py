@@ -103,6 +103,7 @@ class SyncReport:
 
     kind: Kind
     seconds: float
+    commit_seconds: float  # of which the kernel (reading it, for a verify; the transaction)
     events: int  # source events taken
     services: int  # plans of this many Services changed (per family)
     result: ApplyResult | None  # None: it failed
@@ -138,6 +139,7 @@ class Syncing:
         new_warnings = tuple(sorted(warnings - self._warnings))
         self._warnings = warnings
         result, error = None, ""
+        committing = self._clock()
         try:
             result = self.syncer.commit(verify=kind >= Kind.VERIFY, reload=kind is Kind.RELOAD)
         except Exception as err:  # noqa: BLE001 - the kernel refused, or is out of reach: retried
@@ -146,6 +148,7 @@ class Syncing:
         return SyncReport(
             kind=kind,
             seconds=self._clock() - start,
+            commit_seconds=self._clock() - committing,
             events=len(events),
             services=len({name for _, name in plans}),
             result=result,

@@ -20,19 +20,22 @@ from functools import lru_cache
 
 from ..backends import ApplyResult
 from ..conntrack import forget_udp_flows
-from ..kernel import KernelError, Refused, locked
+from ..kernel import KernelError, locked
 from ..options import Options
 from ..plan import PortPlan, family_settings
 from . import frame, transport
 from .decide import describe, removal_order
-from .nft import Nft
+from .frame import FRAME_CHAINS, PORT_CHAIN_KINDS, per_port
 from .layout import PortObjects, assemble, port_objects
+from .live import read_live
+from .nft import Nft
 from .objects import Element, Family, NamedSet, Ruleset, Verdict
-from .render import render
+from .render import frame_name, render
 from .transaction import AddElements, AddObjects, DeleteChain, DeleteElements, DeleteSet, Operation, TableRef
 
 VERSIONS = (4, 6)
 Name = tuple[str, str]
+FRAME_CHAIN_NAMES = frozenset(c.name for c in FRAME_CHAINS)
 
 
 @dataclass
@@ -107,6 +110,8 @@ class Syncer:
         """Send what changed since the last commit. ``verify``: read the kernel and repair what
         differs; ``reload``: load the tables whole. Raises Refused (nothing changed; the next
         commit reads the kernel) or KernelError."""
+        if self._committed is not None and verify and not reload and not self._before and self._matches_kernel():
+            return ApplyResult(False, "no changes", "", (), ())
         if verify or reload or self._committed is None:
             return self._full(reload)
         if not self._before:
@@ -155,8 +160,10 @@ class Syncer:
                                 touched[spec.name][el.key] = (now is not None, now[1] if now else None)  # type: ignore[assignment]
             counted.add(before, -1)
             counted.add(after, +1)
-        counted.chains = (counted.chains - gone_chains) | new_chains.keys()
-        counted.sets = (counted.sets - gone_sets) | new_sets.keys()
+        counted.chains -= gone_chains
+        counted.chains |= new_chains.keys()
+        counted.sets -= gone_sets
+        counted.sets |= new_sets.keys()
         ops: list[Operation] = []
         if new_sets or new_chains:
             endpoint = tuple(c for c in new_chains.values() if not c.name.startswith(f"{frame.EXT}-"))  # type: ignore[attr-defined]
@@ -183,6 +190,33 @@ class Syncer:
         ops += [DeleteChain(ref, n) for n in sorted(gone_chains - new_chains.keys(), key=removal_order)]
         ops += [DeleteSet(ref, n) for n in sorted(gone_sets - new_sets.keys())]
         return ops, removed_udp
+
+    def _matches_kernel(self) -> bool:
+        """Whether the kernel holds what was last committed: the tables of this frame with their
+        hook chains, the per-port chains and affinity sets, every element of the frame's sets.
+        (What a full commit would read, without laying out the whole ruleset to compare: the
+        periodic resync of an unchanged node costs the listing alone.)"""
+        frame_only = Ruleset(tuple(assemble(v, self._settings[v], (), self.table) for v in VERSIONS))
+        frames = {t.scope: frame_name(t) for t in frame_only.tables}
+        assert self._nft is not None and self._committed is not None
+        with locked(self.table):
+            live = read_live(self._nft, frame_only, frames)
+        for t, lt in zip(frame_only.tables, live):
+            counted = self._committed[t.family.version]
+            if not (lt.exists and frames[t.scope] in lt.sets and FRAME_CHAIN_NAMES <= lt.chains):
+                return False
+            if {n for n in lt.chains if per_port(n, PORT_CHAIN_KINDS)} != counted.chains:
+                return False
+            if {n for n in lt.sets if per_port(n, (frame.AFFINITY,))} != counted.sets:
+                return False
+            for spec, declared in zip(frame.STATIC_SETS, t.static_sets):
+                if declared.elements:  # node-wide: the CIDRs
+                    want = {el.key: None for el in declared.elements}
+                else:
+                    want = {k: None if v[1] is None else (v[1].kind.value, v[1].chain) for k, v in counted.elements.get(spec.name, {}).items()}  # type: ignore[union-attr]
+                if lt.elements.get(spec.name, {}) != want:
+                    return False
+        return True
 
     def _full(self, reload: bool) -> ApplyResult:
         ruleset = self.ruleset()
