@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .options import Options
-from .plan import Plan, PortPlan
+from .plan import Plan, ServicePlan
 from .problems import InvalidInput, Problem
 
 DEFAULT = "nftables"
@@ -41,8 +41,8 @@ class Syncer(Protocol):
     few Services at a time, sending only what they changed. Made by ``Backend.syncer``, which
     raises KernelError when the kernel is out of reach (no privileges: exit 3)."""
 
-    def update(self, version: int, service: tuple[str, str], ports: tuple[PortPlan, ...]) -> None:
-        """A Service's ports in one IP family's plan (svcctl.plan.service_plan); () when it has
+    def update(self, version: int, service: tuple[str, str], plan: ServicePlan | None) -> None:
+        """A Service's part of one IP family's plan (svcctl.plan.service_plan); None when it has
         none there any more. Nothing is sent before ``commit``."""
 
     def commit(self, verify: bool = False, reload: bool = False) -> ApplyResult:
@@ -70,8 +70,14 @@ class Backend(Protocol):
         """One atomic transaction, only what changed. Raises svcctl.kernel.Refused (nothing
         changed) or KernelError (the kernel is out of reach)."""
 
-    def diff(self, compiled: Compiled) -> str:
-        """Unified diff live -> planned; "" when the kernel holds the plan. Raises KernelError."""
+    def snapshot(self, options: Options) -> Any:
+        """Start reading what is live (svcctl's rules of these options), to be handed to ``diff``:
+        the read may run while the plan is compiled. Raises KernelError."""
+
+    def diff(self, compiled: Compiled, live: Any, raw: bool = False) -> str:
+        """What apply would change, "" when the kernel holds the plan: per Service port, then the
+        rules without the names' hashes; with ``raw`` the unified diff of the back end's listings.
+        Raises KernelError."""
 
     def delete(self, options: Options) -> tuple[list[str], list[str]]:
         """Remove svcctl's rules: (what was deleted, what of svcctl's names was left alone because

@@ -339,6 +339,8 @@ class Container(_Lenient):
 
 class PodSpec(_Lenient):
     node_name: str = ""
+    hostname: str = ""
+    subdomain: str = ""
     containers: list[Container] = Field(default_factory=list)
     init_containers: list[Container] = Field(default_factory=list)
 

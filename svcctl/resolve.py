@@ -51,6 +51,9 @@ class Backend(NamedTuple):
     terminating: bool
     zone: str
     local: bool  # on this node (Options.node_name)
+    # The endpoint's DNS label under a headless Service (DNS spec 2.4.1), "" for none: the
+    # EndpointSlice or Endpoints hostname, or for Pods what the endpoints controller sets.
+    hostname: str = ""
 
     @property
     def version(self) -> int:
@@ -115,8 +118,8 @@ def resolve(inventory: Inventory, options: Options) -> list[ResolvedService]:
             slices[(e.obj.metadata.namespace, owner)].append(e.obj)
     endpoints = {(e.obj.metadata.namespace, e.obj.metadata.name): e.obj for e in inventory.endpoints}
     pods: dict[str, list[Pod]] = defaultdict(list)
-    for e in inventory.pods:
-        pods[e.obj.metadata.namespace].append(e.obj)
+    for p in inventory.pods:
+        pods[p.obj.metadata.namespace].append(p.obj)
     out = []
     for entry in sorted(inventory.services, key=lambda e: (e.obj.metadata.namespace, e.obj.metadata.name)):
         svc = entry.obj
@@ -190,7 +193,10 @@ def _backend_order(b: Backend) -> tuple[str, int, str]:
     return (b.address, b.port, b.node)
 
 
-def _backend(ip: str, port: int, node: str | None, ready: bool, serving: bool, terminating: bool, zone: str | None, options: Options) -> Backend:
+def _backend(
+    ip: str, port: int, node: str | None, ready: bool, serving: bool, terminating: bool, zone: str | None,
+    hostname: str, options: Options,
+) -> Backend:
     node = node or ""
     return Backend(
         address=canonical_ip(ip),
@@ -201,6 +207,7 @@ def _backend(ip: str, port: int, node: str | None, ready: bool, serving: bool, t
         terminating=terminating,
         zone=zone or "",
         local=bool(node) and node == options.node_name,
+        hostname=hostname,
     )
 
 
@@ -216,7 +223,7 @@ def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) ->
             if match is None or match.port is None:
                 continue
             for ep in es.endpoints:
-                backend = _backend(ep.addresses[0], match.port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, options)
+                backend = _backend(ep.addresses[0], match.port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, ep.hostname, options)
                 key = (backend.address, backend.port)  # kube-proxy uses an endpoint's first address only
                 if key in seen[i]:
                     continue  # the same endpoint in two slices (during an update): count it once
@@ -234,9 +241,9 @@ def _from_endpoints(svc: Service, ep: Endpoints, options: Options) -> list[list[
                 continue
             # Endpoints know no terminating state: an address is ready, or not ready and not serving.
             for a in subset.addresses:
-                per_port[i].append(_backend(a.ip, match.port, a.node_name, True, True, False, None, options))
+                per_port[i].append(_backend(a.ip, match.port, a.node_name, True, True, False, None, a.hostname, options))
             for a in subset.not_ready_addresses:
-                per_port[i].append(_backend(a.ip, match.port, a.node_name, False, False, False, None, options))
+                per_port[i].append(_backend(a.ip, match.port, a.node_name, False, False, False, None, a.hostname, options))
     return per_port
 
 
@@ -256,6 +263,9 @@ def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Optio
         terminating = pod.metadata.deletion_timestamp is not None
         # "ready" is never true for a terminating Pod, unless publishNotReadyAddresses says so.
         ready = publish or (serving and not terminating)
+        # The controller names the endpoint only when the Pod asks for this Service as its
+        # subdomain (ShouldSetHostname; the namespace is the same by construction).
+        hostname = pod.spec.hostname if pod.spec.subdomain == svc.metadata.name else ""
         for i, sp in enumerate(svc.spec.ports):
             target = _pod_port(pod, sp)
             if target is None:
@@ -263,7 +273,7 @@ def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Optio
             for ip in pod.ips:
                 if ip_version(ip) not in families:
                     continue
-                per_port[i].append(_backend(ip, target, pod.spec.node_name, ready, serving, terminating, None, options))
+                per_port[i].append(_backend(ip, target, pod.spec.node_name, ready, serving, terminating, None, hostname, options))
     return per_port
 
 

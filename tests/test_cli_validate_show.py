@@ -313,7 +313,7 @@ def test_config_settings_apply_and_flags_win(write, run_cli):
     "args, says",
     [
         (["show", "-o", "yaml", "x.yaml"], "'yaml' is not one of 'table', 'json'"),
-        (["validate"], "Missing argument 'manifests'"),
+        (["validate"], "Missing argument 'MANIFEST'"),
         (["validate", "--no-such-flag", "x.yaml"], "No such option: --no-such-flag"),
     ],
 )
@@ -354,3 +354,30 @@ def test_an_internal_error_exits_4_not_2(run_cli, write, monkeypatch: pytest.Mon
     result = run_cli("show", write(GOOD), "--node-name", "n")
     assert result.code == 4
     assert result.err == "svcctl: internal error (a bug in svcctl): KeyError: 'boom' (set SVCCTL_DEBUG=1 for details)\n"
+
+
+@pytest.mark.parametrize("command", ["validate", "show", "compile", "apply", "diff", "delete", "dns"])
+def test_help_reads_like_a_unix_tools(command, run_cli) -> None:
+    """Values named by what they are (CIDR, NAME, FILE, MANIFEST), not by Python types; examples
+    and exit statuses in every command's help."""
+    result = run_cli(command, "--help")
+    assert result.code == 0
+    assert "<list[" not in result.out and "<str>" not in result.out and "<bool>" not in result.out and "{" not in result.out.splitlines()[0]
+    assert "Examples:\n" in result.out and "Exit status:" in result.out
+    if command != "delete":
+        assert result.out.startswith(f"Usage: svcctl {command} [OPTIONS] MANIFEST...")
+    if command in ("compile", "apply", "diff"):
+        for metavar in ("--cluster-cidr CIDR", "--node-name NAME", "--config FILE", "--service-node-port-range FIRST-LAST"):
+            assert metavar in result.out, metavar
+
+
+def test_version(run_cli) -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert (result.code, result.out) == (0, f"svcctl {version('svcctl')}\n")
+
+
+def test_shell_completion_is_offered(run_cli) -> None:
+    result = run_cli("--help")
+    assert "--install-completion" in result.out and "--show-completion" in result.out

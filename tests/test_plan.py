@@ -180,9 +180,11 @@ def test_external_chain_local_policy_routes() -> None:
     # No cluster CIDR: pods cannot be told from outside clients, no pod short-circuit.
     t = table(plan([svc(type=NP, etp=LO, node_port=30080, backends=(LOCAL_A, REMOTE))], Options(node_name=NODE)))
     assert chain(t, "ext").pods_to == ""
-    # --masquerade-all marks every packet, also under Local policy.
+    # --masquerade-all marks traffic to cluster IPs: external traffic under Local policy keeps
+    # its source (kube-proxy's TestInternalExternalMasquerade), the ClusterIP masquerades all.
     t = table(plan([svc(type=NP, etp=LO, node_port=30080, backends=(LOCAL_A,))], Options(node_name=NODE, cluster_cidrs=CIDR, masquerade_all=True)))
-    assert chain(t, "ext").mark_all is True
+    assert chain(t, "ext").mark_all is False
+    assert t.masquerade is MasqueradeScope.ALL
 
 
 def test_external_chain_local_policy_without_local_endpoints_has_no_final_goto() -> None:
@@ -200,7 +202,7 @@ def goto(t: Table, kind: str) -> Verdict:
 def test_clusterip_goes_to_service_chain() -> None:
     t = table(plan([svc(backends=(REMOTE,))], OPTIONS))
     assert elements(t, "service-ips") == {("10.96.0.10", "tcp", "80"): goto(t, "svc")}
-    assert elements(t, "cluster-ips") == {("10.96.0.10", "tcp", "80"): None}
+    assert elements(t, "cluster-ips") == {("10.96.0.10",): None}
     assert elements(t, "no-endpoint-services") == {}
 
 
@@ -209,7 +211,7 @@ def test_internal_local_goes_to_local_chain_or_drop() -> None:
     assert elements(t, "service-ips") == {("10.96.0.10", "tcp", "80"): goto(t, "local")}
     t = table(plan([svc(itp=LO, backends=(REMOTE,))], OPTIONS))
     assert elements(t, "service-ips") == {}
-    assert elements(t, "cluster-ips") == {}
+    assert elements(t, "cluster-ips") == {("10.96.0.10",): None}  # whatever its ports lead to
     assert elements(t, "no-endpoint-services") == {("10.96.0.10", "tcp", "80"): DROP}
 
 
@@ -222,7 +224,7 @@ def test_external_addresses_and_nodeport_go_to_external_chain() -> None:
         ("198.51.100.1", "tcp", "80"): goto(t, "ext"),
     }
     assert elements(t, "service-nodeports") == {("tcp", "30080"): goto(t, "ext")}
-    assert elements(t, "cluster-ips") == {("10.96.0.10", "tcp", "80"): None}  # only ClusterIPs
+    assert elements(t, "cluster-ips") == {("10.96.0.10",): None}  # only ClusterIPs
 
 
 def test_no_endpoints_rejects_every_address_and_the_nodeport() -> None:
@@ -234,7 +236,8 @@ def test_no_endpoints_rejects_every_address_and_the_nodeport() -> None:
         ("198.51.100.1", "tcp", "80"): REJECT,
     }
     assert elements(t, "no-endpoint-nodeports") == {("tcp", "30080"): REJECT}
-    assert elements(t, "service-ips") == elements(t, "service-nodeports") == elements(t, "cluster-ips") == {}
+    assert elements(t, "service-ips") == elements(t, "service-nodeports") == {}
+    assert elements(t, "cluster-ips") == {("10.96.0.10",): None}  # other ports of it: rejected too
     assert REJECT == Verdict.goto("reject-chain")
 
 
@@ -290,7 +293,7 @@ def test_headless_and_unproxied_services_get_nothing() -> None:
     t = table(plan([svc(headless=True, cluster_ips=(), backends=(REMOTE,)),
                     svc("name", type=ServiceType.EXTERNAL_NAME, cluster_ips=())], OPTIONS))
     assert chain_kinds(t) == set()
-    assert all(not s.elements for s in t.sets if s.name != "cluster-cidrs")
+    assert all(not s.elements for s in t.sets if s.name not in ("cluster-cidrs", "service-cidrs"))
 
 
 # ---- hairpin and affinity -------------------------------------------------------------------
@@ -451,6 +454,22 @@ def test_masquerade_scope_and_cidr_sets() -> None:
     assert table(r, Family.IP6).masquerade is MasqueradeScope.OUTSIDE_CLUSTER
     # an IPv4-only cluster CIDR: the ip6 table has nothing to compare sources with
     assert table(plan(s, OPTIONS), Family.IP6).masquerade is MasqueradeScope.NONE
+
+
+def test_cluster_ips_and_service_cidrs_per_family() -> None:
+    """Every proxied ClusterIP once (a port without endpoints too: undefined ports are rejected
+    whatever the defined ones do), in address order; the service CIDRs of each family, merged."""
+    services = [
+        svc("b", cluster_ips=("10.96.0.20", "fd00:10:96::20"), backends=(REMOTE,)),
+        svc("a", cluster_ips=("10.96.0.10",)),
+        svc("h", headless=True, cluster_ips=(), backends=(REMOTE,)),
+    ]
+    nets = tuple(ipaddress.ip_network(n) for n in ("10.96.0.0/12", "10.96.0.0/16", "fd00:10:96::/112"))
+    r = plan(services, Options(node_name=NODE, service_cidrs=nets))
+    assert list(elements(table(r), "cluster-ips")) == [("10.96.0.10",), ("10.96.0.20",)]
+    assert list(elements(table(r, Family.IP6), "cluster-ips")) == [("fd00:10:96::20",)]
+    assert list(elements(table(r), "service-cidrs")) == [("10.96.0.0/12",)]
+    assert list(elements(table(r, Family.IP6), "service-cidrs")) == [("fd00:10:96::/112",)]
 
 
 def test_table_name_from_options() -> None:

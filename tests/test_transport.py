@@ -167,6 +167,28 @@ def test_a_table_of_the_same_name_that_svcctl_did_not_make_is_never_touched(netn
     assert "chain keep" in run_in(netns, "nft", "list", "table", "ip", "mine").stdout
 
 
+@pytest.mark.parametrize("content", ["", "counter hits { };", "quota q { 10 mbytes };", "limit l { rate 10/second; };"])
+def test_a_table_svcctl_cannot_see_into_is_not_taken_over(netns, content):
+    """A table of svcctl's name with no chain and no set (empty, or only stateful objects) looks absent to svcctl's listings: apply's `create table` is refused by the
+    kernel, so the table is never taken over, and delete and diff leave it alone too."""
+    made = run_in(netns, "nft", f"add table ip svcctl {{ {content} }}" if content else "add table ip svcctl")
+    assert made.returncode == 0, made.stderr
+    before = listing(netns)
+    assert before.startswith("table ip svcctl {")
+    for command in ("apply", "diff"):
+        refused = run_in(netns, SVCCTL, command, EXAMPLE, *NODE)
+        assert refused.returncode == 3, (command, refused)
+        assert refused.stderr == (
+            "svcctl: table ip svcctl exists and was not made by svcctl (it has no frame-* marker set); "
+            "svcctl leaves it alone: choose another --table\n"
+        ), (command, refused.stderr)
+        assert refused.stdout == ""
+    dry = run_in(netns, SVCCTL, "apply", "--dry-run", EXAMPLE, *NODE)
+    assert dry.returncode == 3 and "was not made by svcctl" in dry.stderr
+    assert run_in(netns, SVCCTL, "delete").stdout == "nothing to delete: no table named svcctl made by svcctl\n"
+    assert listing(netns) == before
+
+
 def test_a_hook_chain_deleted_by_hand_is_restored_by_the_next_apply(netns):
     assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
     run_in(netns, "nft", "delete chain ip svcctl nat-postrouting")

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from ..allocate import Allocation, allocate_all, explicit
 from ..model import Service
 from ..options import Options
-from ..plan import PortPlan, family_settings, service_plan
+from ..plan import ServicePlan, family_settings, service_plan
 from ..plan.dispatch import Claims, Key as ClaimKey, claimed, taken
 from ..problems import Problem
 from ..resolve import ResolvedService, resolve_service
@@ -108,7 +108,7 @@ class Planner:
         self.options = options
         self._settings = {v: family_settings(v, options) for v in VERSIONS}
         self.resolved: dict[Name, ResolvedService] = {}
-        self.plans: dict[int, dict[Name, tuple[PortPlan, ...]]] = {v: {} for v in VERSIONS}
+        self.plans: dict[int, dict[Name, ServicePlan]] = {v: {} for v in VERSIONS}
         self._allocations: dict[str, Allocation] = {}
         self._allocating: set[str] = set()  # Services that need something allocated
         self._allocation_problems: list[Problem] = []
@@ -132,9 +132,9 @@ class Planner:
     def warnings(self) -> list[str]:
         return [f"IPv{v}: {w}" for v in VERSIONS for w in self._claims[v].warnings()]
 
-    def update(self, state: State, changes: Changes) -> dict[tuple[int, Name], tuple[PortPlan, ...]]:
+    def update(self, state: State, changes: Changes) -> dict[tuple[int, Name], ServicePlan | None]:
         """Take the changes of ``state.apply``; returns the Services whose plan changed, per
-        family: (version, name) -> the new PortPlans (() when it has none there any more)."""
+        family: (version, name) -> the new plan (None when it has none there any more)."""
         dirty = self._reached(state, changes)
         dirty |= self._allocate(state, changes)
         to_plan: dict[int, set[Name]] = {v: set() for v in VERSIONS}
@@ -151,19 +151,19 @@ class Planner:
             ref = f"{name[0]}/{name[1]}"
             for v in VERSIONS:
                 to_plan[v] |= {name} | self._claims[v].update(ref, after, v)
-        out: dict[tuple[int, Name], tuple[PortPlan, ...]] = {}
+        out: dict[tuple[int, Name], ServicePlan | None] = {}
         for v in VERSIONS:
             claims = Claims(self._claims[v].owners, ())
             plans = self.plans[v]
             for name in to_plan[v]:
                 svc = self.resolved.get(name)
-                new = service_plan(svc, v, claims, self.options, self._settings[v]) if svc else ()
-                if new != plans.get(name, ()):
+                new = service_plan(svc, v, claims, self._settings[v]) if svc else None
+                if new != plans.get(name):
                     out[(v, name)] = new
-                    if new:
-                        plans[name] = new
-                    else:
+                    if new is None:
                         plans.pop(name, None)
+                    else:
+                        plans[name] = new
         return out
 
     def _reached(self, state: State, changes: Changes) -> set[Name]:

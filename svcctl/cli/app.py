@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Optional
 
 import typer
+import typer.core
 
 from ..kernel import KernelError, Refused
 from ..problems import InvalidInput
@@ -20,11 +23,41 @@ EXIT_OK, EXIT_DIFFERENT, EXIT_INVALID, EXIT_KERNEL, EXIT_BUG = 0, 1, 2, 3, 4
 PROBLEMS_SHOWN = 50  # bad input is listed up to this many lines, unless --all-problems
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
-    help="Compile Kubernetes Services into nftables rules and load them, without a cluster.",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain help, as Unix tools print it; also what completion scripts see
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+# typer prints an argument's Python type next to its name (MANIFEST <list[str]>) and braces a
+# required one in the usage line ({MANIFEST}...): a Unix help names the value once, MANIFEST...
+typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+typer.core.TyperArgument._usage_display_name = lambda self: f"{self.display_name_raw}..." if self.nargs != 1 else self.display_name_raw  # type: ignore[method-assign]
+
+
+def _version() -> str:
+    try:
+        return version("svcctl")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"svcctl {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Turn Kubernetes Services into kernel packet rules (nftables), without a cluster.
+
+    Reads Service, Endpoints, EndpointSlice and Pod manifests (files, directories, - for standard
+    input; YAML or JSON as kubectl prints them), validates them as the API server would, works out
+    each Service's endpoints, and prints, loads or diffs the rules. docs/cli.md has the reference.
+    """
 
 
 def main() -> None:
@@ -32,7 +65,7 @@ def main() -> None:
     Usage errors (unknown option, bad choice) are typer's to report: it prints them and exits 2."""
     REPORT.all_problems = False  # set by the options of this run (in-process runs: tests)
     try:
-        app()
+        app(prog_name="svcctl")
     except InvalidInput as err:
         for line in err.lines(None if REPORT.all_problems else PROBLEMS_SHOWN):
             print(line, file=sys.stderr)

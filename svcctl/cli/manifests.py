@@ -37,7 +37,14 @@ def say_skipped(inventory: Inventory, verbose: bool) -> None:
 @app.command()
 @with_options("service_node_port_range", "config")
 def validate(manifests: Manifests, options: Options, verbose: Verbose = False, all_problems: AllProblems = False) -> None:
-    """Parse and validate only; list every problem. Exit 0 valid, 2 invalid."""
+    """Parse and validate the manifests as the API server would; list every problem.
+
+    \b
+    Examples:
+      svcctl validate manifests/
+      kubectl get svc,endpointslices,pods -A -o json | svcctl validate -
+    Exit status: 0 valid, 2 invalid (one line per problem: FILE:LINE: Kind ns/name: field: message).
+    """
     inventory = read_inventory(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
     counts = f"{len(inventory.services)} Service(s), {len(inventory.endpoints)} Endpoints, {len(inventory.slices)} EndpointSlice(s), {len(inventory.pods)} Pod(s)"
@@ -53,7 +60,14 @@ def show(
     verbose: Verbose = False,
     all_problems: AllProblems = False,
 ) -> None:
-    """Show every Service port with its addresses and resolved endpoints."""
+    """Show every Service port with its addresses and resolved endpoints.
+
+    \b
+    Examples:
+      svcctl show web.yaml --node-name node-1
+      svcctl show manifests/ -o json | jq '.[].ports[].endpoints'
+    Exit status: 0 ok, 2 invalid input.
+    """
     inventory, services = read_services(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
     render = show_output.render_json if output is Format.JSON else show_output.render_table
@@ -63,7 +77,14 @@ def show(
 @app.command("compile")
 @with_options(*NODE_SETTINGS)
 def compile_(manifests: Manifests, options: Options, verbose: Verbose = False, all_problems: AllProblems = False) -> None:
-    """Print the complete ruleset that apply would load (nft syntax), changing nothing."""
+    """Print the complete ruleset that apply would load (nft syntax), changing nothing.
+
+    \b
+    Examples:
+      svcctl compile web.yaml --node-name node-1 --cluster-cidr 10.244.0.0/16
+      svcctl compile manifests/ --config node.yaml > rules.nft && nft -c -f rules.nft
+    Exit status: 0 ok, 2 invalid input.
+    """
     inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
     say_skipped(inventory, verbose)
     warn(plan)

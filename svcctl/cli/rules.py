@@ -11,6 +11,7 @@ from ..backends import backend
 from ..options import Options
 from ..pipeline import compile_rules
 from ..sources import read_manifests
+from . import colour
 from .app import EXIT_DIFFERENT, EXIT_OK, app
 from .manifests import say_skipped, warn
 from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
@@ -25,14 +26,23 @@ def apply(
     verbose: Verbose = False,
     all_problems: AllProblems = False,
 ) -> None:
-    """Load the ruleset into the kernel in one atomic transaction (only svcctl's tables).
-    Exit 0 ok, 2 invalid input, 3 the kernel refused (nothing changed)."""
+    """Load the rules into the kernel in one atomic transaction, changing only svcctl's tables.
+
+    Only what changed is sent; an unchanged manifest sends nothing. Needs root (CAP_NET_ADMIN).
+
+    \b
+    Examples:
+      svcctl apply manifests/ --node-name node-1 --cluster-cidr 10.244.0.0/16
+      svcctl apply --dry-run manifests/ --config /etc/svcctl/node.yaml
+    Exit status: 0 ok, 2 invalid input (nothing changed), 3 the kernel refused or is out of reach
+    (nothing changed).
+    """
     inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
     say_skipped(inventory, verbose)
     warn(plan)
     result = backend(options.backend).apply(compiled, dry_run=dry_run)
     if dry_run:
-        sys.stdout.write(result.diff)
+        sys.stdout.write(colour.diff(result.diff) if colour.enabled(sys.stdout) else result.diff)
         typer.echo(f"dry run: the kernel accepts the ruleset; apply would send: {result.summary}", err=True)
         return
     for warning in result.warnings:
@@ -44,19 +54,39 @@ def apply(
 
 @app.command()
 @with_options(*NODE_SETTINGS)
-def diff(manifests: Manifests, options: Options, all_problems: AllProblems = False) -> None:
-    """Unified diff between what is live and what apply would make live.
-    Exit 0 no differences, 1 differences, 2 invalid input or error."""
+def diff(
+    manifests: Manifests,
+    options: Options,
+    raw: Annotated[bool, typer.Option("--raw", help="The kernel-level diff: rules and names as listed, hashes included.")] = False,
+    all_problems: AllProblems = False,
+) -> None:
+    """Show what apply would change: per Service port, then the rules (live -> planned).
+
+    \b
+    Examples:
+      svcctl diff manifests/ --config /etc/svcctl/node.yaml
+      svcctl diff --raw web.yaml --node-name node-1
+    Exit status: 0 no differences, 1 differences, 2 invalid input, 3 the kernel cannot be read.
+    """
+    rules = backend(options.backend)
+    live = rules.snapshot(options)  # read while the plan is compiled
     _, _, compiled = compile_rules(read_manifests(manifests), options, options.backend)
-    changes = backend(options.backend).diff(compiled)
-    sys.stdout.write(changes)
+    changes = rules.diff(compiled, live, raw)
+    sys.stdout.write(colour.diff(changes) if colour.enabled(sys.stdout) else changes)
     raise typer.Exit(EXIT_DIFFERENT if changes else EXIT_OK)
 
 
 @app.command()
 @with_options("table", "backend", "config")
 def delete(options: Options) -> None:
-    """Remove svcctl's tables (ip and ip6) and nothing else. Exit 0, also when none was there."""
+    """Remove svcctl's tables (ip and ip6) and nothing else.
+
+    \b
+    Examples:
+      svcctl delete
+      svcctl delete --table k8s_services
+    Exit status: 0 (also when there was nothing to delete), 2 bad options, 3 no privileges.
+    """
     gone, foreign = backend(options.backend).delete(options)
     typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table} made by svcctl")
     for name in foreign:

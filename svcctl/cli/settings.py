@@ -10,7 +10,7 @@ from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
-from ..options import Options, build_options
+from ..options import build_options
 from ..sources import hostname, read_config
 
 
@@ -32,7 +32,7 @@ def _show_all(value: bool) -> bool:
 
 Manifests = Annotated[
     list[str],
-    typer.Argument(help="Manifest files, directories (every *.yaml, *.yml, *.json inside) or - for standard input."),
+    typer.Argument(metavar="MANIFEST", help="A manifest file, a directory (its *.yaml, *.yml, *.json) or - for standard input."),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also say which objects were skipped; list every problem.", callback=_show_all)]
 AllProblems = Annotated[bool, typer.Option("--all-problems", help="List every problem of bad input, not only the first ones.", callback=_show_all)]
@@ -40,15 +40,15 @@ AllProblems = Annotated[bool, typer.Option("--all-problems", help="List every pr
 # The settings of Options (svcctl.options) as command-line options: parameter name -> declaration.
 # A setting's name is its parameter's, with "-" for "_" (node_name: --node-name, node-name:).
 _SETTINGS: dict[str, Any] = {
-    "node_name": Annotated[Optional[str], typer.Option("--node-name", help="This node's name (default: the hostname).")],
-    "cluster_cidr": Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")],
-    "nodeport_addresses": Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="NodePorts answer only on local addresses in these ranges (repeatable).")],
-    "masquerade_all": Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all service traffic.", show_default=False)],
-    "table": Annotated[Optional[str], typer.Option("--table", help="Name of svcctl's nftables tables, one per family (default: svcctl).")],
-    "service_cidr": Annotated[Optional[list[str]], typer.Option("--service-cidr", help="Ranges cluster IPs are allocated from, one per family (default: 10.96.0.0/12 and fd00:10:96::/112).")],
-    "service_node_port_range": Annotated[Optional[str], typer.Option("--service-node-port-range", help="Valid node ports (default: 30000-32767).")],
-    "backend": Annotated[Optional[str], typer.Option("--backend", help="The kernel interface the rules are written for: nftables (default).")],
-    "config": Annotated[Optional[str], typer.Option("--config", help="YAML file with the same settings (flags win).")],
+    "node_name": Annotated[Optional[str], typer.Option("--node-name", metavar="NAME", help="This node's name (default: the hostname).")],
+    "cluster_cidr": Annotated[Optional[list[str]], typer.Option("--cluster-cidr", metavar="CIDR", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")],
+    "nodeport_addresses": Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", metavar="CIDR", help="NodePorts answer only on local addresses in these ranges (repeatable).")],
+    "masquerade_all": Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all traffic to ClusterIPs, as kube-proxy's flag does.", show_default=False)],
+    "table": Annotated[Optional[str], typer.Option("--table", metavar="NAME", help="Name of svcctl's nftables tables, one per family (default: svcctl).")],
+    "service_cidr": Annotated[Optional[list[str]], typer.Option("--service-cidr", metavar="CIDR", help="The ranges cluster IPs come from (repeatable): allocation, and traffic to addresses in them that no Service holds is dropped (default: 10.96.0.0/12 and fd00:10:96::/112).")],
+    "service_node_port_range": Annotated[Optional[str], typer.Option("--service-node-port-range", metavar="FIRST-LAST", help="Valid node ports (default: 30000-32767).")],
+    "backend": Annotated[Optional[str], typer.Option("--backend", metavar="BACKEND", help="The kernel interface the rules are written for: nftables (default).")],
+    "config": Annotated[Optional[str], typer.Option("--config", metavar="FILE", help="YAML file with the same settings (flags win).")],
 }
 NODE_SETTINGS = tuple(_SETTINGS)  # compile, apply and diff take them all
 

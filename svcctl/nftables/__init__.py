@@ -8,6 +8,7 @@ from ..options import Options
 from ..plan import Plan
 from . import transport
 from .layout import layout
+from .nft import Listing
 from .render import render_ruleset
 
 
@@ -21,8 +22,11 @@ class Nftables:
     def apply(self, compiled: Compiled, dry_run: bool = False) -> ApplyResult:
         return transport.apply(compiled.rules, dry_run)
 
-    def diff(self, compiled: Compiled) -> str:
-        return transport.diff(compiled.rules)
+    def snapshot(self, options: Options) -> Listing:
+        return Listing(transport.scopes(options.table))
+
+    def diff(self, compiled: Compiled, live: Listing, raw: bool = False) -> str:
+        return transport.diff(compiled.rules, live, raw)
 
     def delete(self, options: Options) -> tuple[list[str], list[str]]:
         return transport.delete(options.table)

@@ -98,13 +98,13 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str],
     whole in place even when intact (``svcctl run``'s periodic full sync: it also repairs rules
     edited by hand inside chains, which the live state read here does not show)."""
     removed_udp: set[Key] = set()
-    for t, lt in zip(ruleset.tables, live):
+    for t, lt in zip(ruleset.tables, live, strict=True):
         removed_udp |= set(lt.elements.get(UDP_ENDPOINTS.name, {})) - _udp_endpoints(t)
     removed = tuple(sorted((ip, int(port)) for ip, port in removed_udp))
-    same_frame = [lt.exists and frames[t.scope] in lt.sets for t, lt in zip(ruleset.tables, live)]
-    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains and not reload for same, lt in zip(same_frame, live)]
+    same_frame = [lt.exists and frames[t.scope] in lt.sets for t, lt in zip(ruleset.tables, live, strict=True)]
+    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains and not reload for same, lt in zip(same_frame, live, strict=True)]
     if all(intact):
-        per_table = [(t, table_update(t, lt)) for t, lt in zip(ruleset.tables, live)]
+        per_table = [(t, table_update(t, lt)) for t, lt in zip(ruleset.tables, live, strict=True)]
         changed = [(t, ops) for t, ops in per_table if ops]
         if not changed:
             return Transaction((), "unchanged", "no changes", removed)
@@ -116,7 +116,7 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str],
     head: list[Operation] = []
     tail: list[Operation] = []
     created, replaced, reloaded = [], [], []
-    for t, lt, same, whole in zip(ruleset.tables, live, same_frame, intact):
+    for t, lt, same, whole in zip(ruleset.tables, live, same_frame, intact, strict=True):
         ref = TableRef(t.family, t.name)
         if not lt.exists:
             head.append(CreateTable(ref))

@@ -64,8 +64,9 @@ NO_ENDPOINT_NODEPORTS = SetSpec(
     "no-endpoint-nodeports", (PROTO, PORT), "NodePorts without usable endpoints: reject or drop", is_map=True
 )
 CLUSTER_IPS = SetSpec(
-    "cluster-ips", (ADDR, PROTO, PORT), "ClusterIP ports with endpoints: masquerade traffic to them from outside the cluster"
+    "cluster-ips", (ADDR,), "ClusterIPs: traffic to them is masqueraded as the node options say, rejected on ports no Service holds"
 )
+SERVICE_CIDRS = SetSpec("service-cidrs", (ADDR,), "--service-cidr and ServiceCIDRs: unallocated addresses are dropped", interval=True)
 FIREWALL_IPS = SetSpec("firewall-ips", (ADDR, PROTO, PORT), "LoadBalancer IP ports with loadBalancerSourceRanges")
 FIREWALL_ALLOW = SetSpec(
     "firewall-allow", (ADDR, PROTO, PORT, ADDR), "LoadBalancer IP ports and the source ranges allowed to reach them", interval=True
@@ -78,7 +79,7 @@ CLUSTER_CIDRS = SetSpec("cluster-cidrs", (ADDR,), "--cluster-cidr", interval=Tru
 NODEPORT_CIDRS = SetSpec("nodeport-cidrs", (ADDR,), "--nodeport-addresses", interval=True)
 
 STATIC_SETS = (
-    SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS, CLUSTER_IPS,
+    SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS, CLUSTER_IPS, SERVICE_CIDRS,
     FIREWALL_IPS, FIREWALL_ALLOW, HAIRPIN, UDP_ENDPOINTS, CLUSTER_CIDRS, NODEPORT_CIDRS,
 )
 
@@ -96,6 +97,9 @@ FILTER_OUTPUT = ChainSpec(
     "filter-output", "after nat output: traffic DNATed there is not checked", Hook("filter", "output", "filter - 10")
 )
 ENDPOINTS_CHECK = ChainSpec("endpoints-check", "new connections to Service ports without usable endpoints: reject or drop")
+CLUSTER_IPS_CHECK = ChainSpec(
+    "cluster-ips-check", "new connections the dispatch left alone: to a ClusterIP (no such port: reject), to the service CIDRs (drop)"
+)
 REJECT_CHAIN = ChainSpec("reject-chain")
 NAT_PREROUTING = ChainSpec("nat-prerouting", "", Hook("nat", "prerouting", "dstnat"))
 NAT_OUTPUT = ChainSpec("nat-output", "", Hook("nat", "output", "-100"))
@@ -103,7 +107,7 @@ NAT_POSTROUTING = ChainSpec("nat-postrouting", "", Hook("nat", "postrouting", "s
 
 FRAME_CHAINS = (
     FILTER_PREROUTING, FILTER_OUTPUT_PRE_DNAT, FILTER_INPUT, FILTER_FORWARD, FILTER_OUTPUT,
-    ENDPOINTS_CHECK, REJECT_CHAIN, NAT_PREROUTING, NAT_OUTPUT, NAT_POSTROUTING,
+    ENDPOINTS_CHECK, CLUSTER_IPS_CHECK, REJECT_CHAIN, NAT_PREROUTING, NAT_OUTPUT, NAT_POSTROUTING,
 )
 
 # What the templates see: S.<set>, C.<chain> (attribute names are the names with "_" for "-").

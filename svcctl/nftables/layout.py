@@ -132,7 +132,6 @@ def port_objects(port: PortPlan, family: Family) -> PortObjects:
         frame.SERVICE_NODEPORTS: tuple(Element(_key(n), namer.target(t)) for n, t in port.node_ports),
         frame.NO_ENDPOINT_SERVICES: tuple(Element(_key(d), _ACTIONS[a]) for d, a in port.no_endpoint_ips),
         frame.NO_ENDPOINT_NODEPORTS: tuple(Element(_key(n), _ACTIONS[a]) for n, a in port.no_endpoint_node_ports),
-        frame.CLUSTER_IPS: tuple(Element(_key(d)) for d in port.cluster_ips),
         frame.FIREWALL_IPS: tuple(Element(_key(d)) for d, _ in port.firewall),
         frame.FIREWALL_ALLOW: tuple(Element((*_key(d), r)) for d, ranges in port.firewall for r in ranges),
         frame.HAIRPIN: tuple(Element((ip, ip)) for ip in port.hairpin),
@@ -154,18 +153,25 @@ def merged(spec: SetSpec, elements: Iterable[Element]) -> list[Element]:
     return list(elements) if order is None else sorted(set(elements), key=order)
 
 
-def assemble(version: int, settings: FamilySettings, ports: Iterable[PortObjects], name: str) -> Table:
-    """A family's table from its ports' objects, in port order."""
+# The frame sets whose elements come from the node options alone (assemble writes them).
+NODE_WIDE = (frame.SERVICE_CIDRS, frame.CLUSTER_CIDRS, frame.NODEPORT_CIDRS)
+
+
+def assemble(version: int, settings: FamilySettings, ports: Iterable[PortObjects], cluster_ips: Iterable[str], name: str) -> Table:
+    """A family's table from its ports' objects (in port order) and the cluster IPs of its
+    Services (in address order)."""
     family = Family.of(version)
     ports = list(ports)
-    node_wide = {
-        frame.CLUSTER_CIDRS: tuple(Element((c,)) for c in settings.cluster_cidrs),
-        frame.NODEPORT_CIDRS: tuple(Element((c,)) for c in settings.nodeport_cidrs),
+    not_per_port = {
+        frame.CLUSTER_IPS: tuple(cluster_ips),
+        frame.SERVICE_CIDRS: settings.service_cidrs,
+        frame.CLUSTER_CIDRS: settings.cluster_cidrs,
+        frame.NODEPORT_CIDRS: settings.nodeport_cidrs,
     }
     static = tuple(
         NamedSet(
             s.name, family.key_type(s), s.comment, is_map=s.is_map, interval=s.interval,
-            elements=node_wide[s] if s in node_wide else tuple(merged(s, (el for p in ports for el in p.elements[s]))),
+            elements=tuple(Element((x,)) for x in not_per_port[s]) if s in not_per_port else tuple(merged(s, (el for p in ports for el in p.elements[s]))),
         )
         for s in frame.STATIC_SETS
     )
@@ -183,5 +189,5 @@ def assemble(version: int, settings: FamilySettings, ports: Iterable[PortObjects
 
 def _table(fp: FamilyPlan, name: str) -> Table:
     family = Family.of(fp.version)
-    settings = FamilySettings(fp.masquerade, fp.cluster_cidrs, fp.nodeport_cidrs)
-    return assemble(fp.version, settings, (port_objects(p, family) for p in fp.ports), name)
+    settings = FamilySettings(fp.masquerade, fp.cluster_cidrs, fp.nodeport_cidrs, fp.service_cidrs)
+    return assemble(fp.version, settings, (port_objects(p, family) for p in fp.ports), fp.cluster_ips, name)

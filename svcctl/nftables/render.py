@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import jinja2
 
@@ -38,11 +38,23 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,  # nft text, not HTML; every string in it is validated or generated
     )
+    env.filters["duration"] = duration
     mark_hex = f"0x{MASQUERADE_MARK:08x}"
     env.globals.update(
         S=S, C=C, table_comment=TABLE_COMMENT, mark_hex=mark_hex, mark=f"meta mark set meta mark | {mark_hex}", element_chunk=ELEMENT_CHUNK, marker=frame_name
     )
     return env
+
+
+def duration(seconds: int) -> str:
+    """A timeout as nft lists it (``10800`` -> ``3h``, ``90`` -> ``1m30s``): rules are written in
+    the kernel's own form, so that a listing compares with the plan line by line."""
+    parts, rest = [], seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"
 
 
 def frame_name(table: Table) -> str:
@@ -58,6 +70,37 @@ def frame_name(table: Table) -> str:
 def _frame_name(bare: Table) -> str:
     text = str(_environment().get_template("objects.nft.j2").module.frame_text(bare))  # type: ignore[attr-defined]
     return f"{MARKER_PREFIX}{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class Section(NamedTuple):
+    """One part of the rendered ruleset: a table's frame, or what its Service ports add."""
+
+    table: Table
+    frame: bool
+    text: str
+
+    @property
+    def variant(self) -> str:
+        """What the frame's text depends on, in words (goldens name frames by it)."""
+        t = self.table
+        return f"{t.scope}, masquerade {t.masquerade.value}, nodeport-addresses {'set' if t.nodeport_cidrs else 'unset'}"
+
+
+def sections(ruleset: Ruleset) -> list[Section]:
+    """The ruleset's parts, in order: their texts joined are the ruleset's text (without its
+    header line). Goldens keep each frame once and each case's Service ports."""
+    module = _environment().get_template("objects.nft.j2").module
+    out = []
+    for t in ruleset.tables:
+        out.append(Section(t, True, str(module.frame_section(t, frame_name(t)))))  # type: ignore[attr-defined]
+        out.append(Section(t, False, str(module.ports_section(t))))  # type: ignore[attr-defined]
+    return out
+
+
+def listing(table: Table) -> str:
+    """The table as `nft list table` would print it once loaded (before normalization)."""
+    module = _environment().get_template("objects.nft.j2").module
+    return str(module.listing(table, frame_name(table)))  # type: ignore[attr-defined]
 
 
 def render(operations: Iterable[Operation], header: bool = False) -> str:

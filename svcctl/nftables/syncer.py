@@ -17,19 +17,21 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, Iterator, NamedTuple
 
 from ..backends import ApplyResult
 from ..conntrack import forget_udp_flows
 from ..kernel import KernelError, locked
 from ..options import Options
-from ..plan import PortPlan, family_settings
+from ..formats import packed_ip
+from ..plan import ServicePlan, family_settings
 from . import frame, transport
 from .decide import describe, removal_order
 from .frame import FRAME_CHAINS, PORT_CHAIN_KINDS, per_port
-from .layout import PortObjects, assemble, port_objects
+from .layout import NODE_WIDE, PortObjects, assemble, port_objects
 from .live import read_live
 from .nft import Nft
-from .objects import Element, Family, NamedSet, Ruleset, Verdict
+from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Verdict
 from .render import frame_name, render
 from .transaction import AddElements, AddObjects, DeleteChain, DeleteElements, DeleteSet, Operation, TableRef
 
@@ -38,34 +40,49 @@ Name = tuple[str, str]
 FRAME_CHAIN_NAMES = frozenset(c.name for c in FRAME_CHAINS)
 
 
+class _Service(NamedTuple):
+    """One Service's objects in one table."""
+
+    cluster_ip: str
+    ports: tuple[PortObjects, ...]
+
+    def elements(self) -> Iterator[tuple[str, Element]]:
+        """Its elements of the frame's sets, by set name (its cluster IP one of them)."""
+        if self.cluster_ip:
+            yield frame.CLUSTER_IPS.name, Element((self.cluster_ip,))
+        for p in self.ports:
+            for spec, elements in p.elements.items():
+                for el in elements:
+                    yield spec.name, el
+
+    def chains(self) -> dict[str, EndpointChain | ExternalChain]:
+        return {c.name: c for p in self.ports for c in (*p.endpoint_chains, *p.external_chains)}
+
+    def affinity(self) -> dict[str, NamedSet]:
+        return {s.name: s for p in self.ports for s in p.affinity_sets}
+
+
+_NONE = _Service("", ())  # a Service without rules in a table
+
+
 @dataclass
 class _Counted:
-    """One table's per-port content as committed: chain and affinity set names, and each frame
-    set's elements with the number of ports that hold them."""
+    """One table's per-Service content as committed: chain and affinity set names, and each
+    frame set's elements with the number of Services' ports that hold them."""
 
     chains: set[str] = field(default_factory=set)
     sets: set[str] = field(default_factory=set)
-    elements: dict[str, dict[tuple[str, ...], list[Verdict | None | int]]] = field(default_factory=lambda: defaultdict(dict))
+    elements: dict[str, dict[tuple[str, ...], list[Any]]] = field(default_factory=lambda: defaultdict(dict))  # key -> [count, verdict]
 
-    def add(self, ports: tuple[PortObjects, ...], step: int) -> None:
-        for p in ports:
-            for spec, elements in p.elements.items():
-                held = self.elements[spec.name]
-                for el in elements:
-                    count = held.setdefault(el.key, [0, el.verdict])
-                    count[0] += step  # type: ignore[operator]
-                    if step > 0:
-                        count[1] = el.verdict
-                    elif count[0] == 0:
-                        del held[el.key]
-
-
-def _chains(ports: tuple[PortObjects, ...]) -> dict[str, object]:
-    return {c.name: c for p in ports for c in (*p.endpoint_chains, *p.external_chains)}
-
-
-def _affinity(ports: tuple[PortObjects, ...]) -> dict[str, object]:
-    return {s.name: s for p in ports for s in p.affinity_sets}
+    def add(self, service: _Service, step: int) -> None:
+        for name, el in service.elements():
+            held = self.elements[name]
+            count = held.setdefault(el.key, [0, el.verdict])
+            count[0] += step
+            if step > 0:
+                count[1] = el.verdict
+            elif count[0] == 0:
+                del held[el.key]
 
 
 class Syncer:
@@ -75,32 +92,32 @@ class Syncer:
         """``nft``: the kernel (transport.privileged()); None for a syncer that only lays out."""
         self.table = options.table
         self._settings = {v: family_settings(v, options) for v in VERSIONS}
-        self._ports: dict[int, dict[Name, tuple[PortObjects, ...]]] = {v: {} for v in VERSIONS}
-        self._before: dict[tuple[int, Name], tuple[PortObjects, ...]] = {}  # as committed, for Services changed since
+        self._services: dict[int, dict[Name, _Service]] = {v: {} for v in VERSIONS}
+        self._before: dict[tuple[int, Name], _Service] = {}  # as committed, for Services changed since
         self._committed: dict[int, _Counted] | None = None  # None: unknown, read the kernel
         self._nft = nft
 
-    def update(self, version: int, service: Name, ports: tuple[PortPlan, ...]) -> None:
+    def update(self, version: int, service: Name, plan: ServicePlan | None) -> None:
         family = Family.of(version)
-        current = self._ports[version]
-        self._before.setdefault((version, service), current.get(service, ()))
-        if ports:
-            current[service] = tuple(port_objects(p, family) for p in ports)
-        else:
+        current = self._services[version]
+        self._before.setdefault((version, service), current.get(service, _NONE))
+        if plan is None:
             current.pop(service, None)
+        else:
+            current[service] = _Service(plan.cluster_ip, tuple(port_objects(p, family) for p in plan.ports))
 
     def ruleset(self) -> Ruleset:
         """Everything, as a full compile would lay it out (Services in namespace/name order)."""
-        return Ruleset(
-            tuple(
-                assemble(v, self._settings[v], (p for name in sorted(self._ports[v]) for p in self._ports[v][name]), self.table)
-                for v in VERSIONS
-            )
-        )
+        tables = []
+        for v in VERSIONS:
+            services = [self._services[v][name] for name in sorted(self._services[v])]
+            cluster_ips = sorted({s.cluster_ip for s in services}, key=packed_ip)
+            tables.append(assemble(v, self._settings[v], (p for s in services for p in s.ports), cluster_ips, self.table))
+        return Ruleset(tuple(tables))
 
     def counts(self) -> dict[str, int]:
         """How much is in the tables: per-port chains and frame set elements."""
-        ports = [p for v in VERSIONS for objects in self._ports[v].values() for p in objects]
+        ports = [p for v in VERSIONS for s in self._services[v].values() for p in s.ports]
         return {
             "chains": sum(len(p.endpoint_chains) + len(p.external_chains) for p in ports),
             "elements": sum(len(els) for p in ports for els in p.elements.values()),
@@ -137,27 +154,24 @@ class Syncer:
     def _delta(self, version: int, counted: _Counted) -> tuple[list[Operation], set[tuple[str, ...]]]:
         ref = TableRef(Family.of(version), self.table)
         changed = [(name, before) for (v, name), before in self._before.items() if v == version]
-        new_sets: dict[str, object] = {}
-        new_chains: dict[str, object] = {}
+        new_sets: dict[str, NamedSet] = {}
+        new_chains: dict[str, EndpointChain | ExternalChain] = {}
         gone_chains: set[str] = set()
         gone_sets: set[str] = set()
         touched: dict[str, dict[tuple[str, ...], tuple[bool, Verdict | None]]] = defaultdict(dict)
         for name, before in changed:
-            after = self._ports[version].get(name, ())
-            old_chains, now_chains = _chains(before), _chains(after)
+            after = self._services[version].get(name, _NONE)
+            old_chains, now_chains = before.chains(), after.chains()
             new_chains.update({n: c for n, c in now_chains.items() if n not in counted.chains})
             gone_chains |= old_chains.keys() - now_chains.keys()
-            old_sets, now_sets = _affinity(before), _affinity(after)
-            new_sets.update({n: s for n, s in now_sets.items() if n not in counted.sets})
+            old_sets, now_sets = before.affinity(), after.affinity()
+            new_sets.update({n: a for n, a in now_sets.items() if n not in counted.sets})
             gone_sets |= old_sets.keys() - now_sets.keys()
-            for ports in (before, after):
-                for p in ports:
-                    for spec, elements in p.elements.items():
-                        held = counted.elements[spec.name]
-                        for el in elements:
-                            if el.key not in touched[spec.name]:
-                                now = held.get(el.key)
-                                touched[spec.name][el.key] = (now is not None, now[1] if now else None)  # type: ignore[assignment]
+            for service in (before, after):
+                for set_name, el in service.elements():
+                    if el.key not in touched[set_name]:
+                        now = counted.elements[set_name].get(el.key)
+                        touched[set_name][el.key] = (now is not None, now[1] if now else None)
             counted.add(before, -1)
             counted.add(after, +1)
         counted.chains -= gone_chains
@@ -166,9 +180,9 @@ class Syncer:
         counted.sets |= new_sets.keys()
         ops: list[Operation] = []
         if new_sets or new_chains:
-            endpoint = tuple(c for c in new_chains.values() if not c.name.startswith(f"{frame.EXT}-"))  # type: ignore[attr-defined]
-            external = tuple(c for c in new_chains.values() if c.name.startswith(f"{frame.EXT}-"))  # type: ignore[attr-defined]
-            ops.append(AddObjects(ref, tuple(new_sets.values()), endpoint, external))  # type: ignore[arg-type]
+            endpoint = tuple(c for c in new_chains.values() if isinstance(c, EndpointChain))
+            external = tuple(c for c in new_chains.values() if isinstance(c, ExternalChain))
+            ops.append(AddObjects(ref, tuple(new_sets.values()), endpoint, external))
         added: list[Operation] = []
         removed_udp: set[tuple[str, ...]] = set()
         for spec in frame.STATIC_SETS:
@@ -179,7 +193,7 @@ class Syncer:
                 if was and (now is None or now[1] != verdict):
                     out.append(Element(key))
                 if now is not None and (not was or now[1] != verdict):
-                    into.append(Element(key, now[1]))  # type: ignore[arg-type]
+                    into.append(Element(key, now[1]))
             if out:
                 ops.append(DeleteElements(ref, _frame_sets(version)[spec.name], tuple(sorted(out))))
                 if spec is frame.UDP_ENDPOINTS:
@@ -196,7 +210,7 @@ class Syncer:
         hook chains, the per-port chains and affinity sets, every element of the frame's sets.
         (What a full commit would read, without laying out the whole ruleset to compare: the
         periodic resync of an unchanged node costs the listing alone.)"""
-        frame_only = Ruleset(tuple(assemble(v, self._settings[v], (), self.table) for v in VERSIONS))
+        frame_only = Ruleset(tuple(assemble(v, self._settings[v], (), (), self.table) for v in VERSIONS))
         frames = {t.scope: frame_name(t) for t in frame_only.tables}
         assert self._nft is not None and self._committed is not None
         with locked(self.table):
@@ -209,11 +223,11 @@ class Syncer:
                 return False
             if {n for n in lt.sets if per_port(n, (frame.AFFINITY,))} != counted.sets:
                 return False
-            for spec, declared in zip(frame.STATIC_SETS, t.static_sets):
-                if declared.elements:  # node-wide: the CIDRs
+            for spec, declared in zip(frame.STATIC_SETS, t.static_sets, strict=True):
+                if spec in NODE_WIDE:
                     want = {el.key: None for el in declared.elements}
                 else:
-                    want = {k: None if v[1] is None else (v[1].kind.value, v[1].chain) for k, v in counted.elements.get(spec.name, {}).items()}  # type: ignore[union-attr]
+                    want = {k: None if v[1] is None else (v[1].kind.value, v[1].chain) for k, v in counted.elements.get(spec.name, {}).items()}
                 if lt.elements.get(spec.name, {}) != want:
                     return False
         return True
@@ -227,10 +241,10 @@ class Syncer:
             raise
         counted = {v: _Counted() for v in VERSIONS}
         for v in VERSIONS:
-            for objects in self._ports[v].values():
-                counted[v].add(objects, +1)
-                counted[v].chains |= _chains(objects).keys()
-                counted[v].sets |= _affinity(objects).keys()
+            for service in self._services[v].values():
+                counted[v].add(service, +1)
+                counted[v].chains |= service.chains().keys()
+                counted[v].sets |= service.affinity().keys()
         self._committed = counted
         self._before.clear()
         return result

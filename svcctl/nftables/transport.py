@@ -15,11 +15,12 @@ from ..backends import ApplyResult
 from ..conntrack import forget_udp_flows
 from ..kernel import Refused, in_throwaway_netns, locked
 from .decide import transaction
-from .listing import normalize, unified_diff
+from .changes import diff_text
 from .live import foreign, owned_tables, present_tables, read_live
-from .nft import Nft
+from .nft import Listing, Nft
 from .objects import Family, Ruleset
-from .render import frame_name, render, render_ruleset
+from .frame import MARKER_PREFIX
+from .render import frame_name, listing, render, render_ruleset
 from .transaction import CreateTable, DeleteTable, TableRef, Transaction
 
 
@@ -45,21 +46,33 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def live_listing(nft: Nft, ruleset: Ruleset) -> str:
-    return "".join(normalize(nft.listing(f"list table {t.scope}")) for t in ruleset.tables)
+def scopes(table: str) -> list[str]:
+    """How nft names svcctl's tables of this name: ``ip svcctl``, ``ip6 svcctl``."""
+    return [f"{f.value} {table}" for f in Family]
 
 
-def planned_listing(ruleset: Ruleset) -> str:
-    """Load the full ruleset into a throwaway namespace and list it there: the kernel's proof
-    that it accepts the ruleset, and its canonical form. Raises Refused if the kernel refuses."""
+def live_listings(ruleset: Ruleset, texts: dict[str, str]) -> list[str]:
+    """svcctl's tables' ``nft list table`` texts, in the ruleset's order. Raises KernelError for
+    a table of svcctl's name that lacks svcctl's marker: also one holding nothing svcctl's cheap
+    listings see."""
+    for t in ruleset.tables:
+        if texts[t.scope] and f"\tset {MARKER_PREFIX}" not in texts[t.scope]:
+            raise foreign(t)
+    return [texts[t.scope] for t in ruleset.tables]
+
+
+def planned_listings(ruleset: Ruleset) -> list[str]:
+    """What ``nft list table`` will print once the ruleset is live. The templates write rules in
+    the kernel's own form (tests/test_golden.py proves it against the kernel for every golden
+    case), so this needs no kernel."""
+    return [listing(t) for t in ruleset.tables]
+
+
+def prove(ruleset: Ruleset) -> None:
+    """Load the full ruleset into a throwaway namespace: the kernel's proof that it accepts it
+    (libnftables' dry run alone is not, docs/kernel-notes.md). Raises Refused if refused."""
     text = render_ruleset(ruleset)
-
-    def load_and_list() -> str:
-        nft = Nft()
-        nft.run(text)
-        return live_listing(nft, ruleset)
-
-    return in_throwaway_netns(load_and_list)
+    in_throwaway_netns(lambda: Nft().run(text))
 
 
 def _frames(ruleset: Ruleset) -> dict[str, str]:
@@ -90,21 +103,22 @@ def apply(ruleset: Ruleset, dry_run: bool = False, reload: bool = False) -> Appl
         live = read_live(nft, ruleset, frames)
         tx = transaction(ruleset, live, frames, reload)
         if dry_run:
-            planned = planned_listing(ruleset)
+            prove(ruleset)
             if tx:
                 _send(nft, ruleset, tx, dry_run=True)
-            return ApplyResult(bool(tx), tx.summary, unified_diff(live_listing(nft, ruleset), planned), (), ())
+            live_texts = live_listings(ruleset, {t.scope: nft.listing(f"list table {t.scope}") for t in ruleset.tables})
+            return ApplyResult(bool(tx), tx.summary, diff_text(live_texts, planned_listings(ruleset)), (), ())
         if tx:
             _send(nft, ruleset, tx, dry_run=False)
         deleted, warnings = forget_udp_flows(tx.removed_udp_endpoints)
         return ApplyResult(bool(tx), tx.summary, "", deleted, warnings)
 
 
-def diff(ruleset: Ruleset) -> str:
-    """Unified diff between the live tables and what apply would make live; "" if none."""
-    nft = privileged()
-    read_live(nft, ruleset, _frames(ruleset))  # refuses tables svcctl did not make, as apply does
-    return unified_diff(live_listing(nft, ruleset), planned_listing(ruleset))
+def diff(ruleset: Ruleset, live: Listing, raw: bool = False) -> str:
+    """What apply would change (``live``: the live tables' listing, started before the plan was
+    compiled): per Service port, then the rules without per-port hashes; with ``raw`` the plain
+    unified diff of the two listings. "" when there is nothing to change."""
+    return diff_text(live_listings(ruleset, live.texts()), planned_listings(ruleset), raw)
 
 
 def delete(table: str) -> tuple[list[str], list[str]]:

@@ -9,6 +9,7 @@ that puts a port's parts together, one (``plan``) that does it for every port.
 
 from __future__ import annotations
 
+from ..formats import packed_ip
 from ..model import TrafficPolicy
 from ..options import Options
 from ..resolve import ResolvedPort, ResolvedService
@@ -30,12 +31,13 @@ from .model import (
     Plan,
     PortPlan,
     PortRef,
+    ServicePlan,
     Target,
 )
 
 __all__ = [
     "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "FamilySettings", "MasqueradeScope",
-    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "Target", "plan", "port_plan", "service_plan", "family_settings",
+    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "ServicePlan", "Target", "plan", "port_plan", "service_plan", "family_settings",
 ]
 
 VERSIONS = (4, 6)
@@ -45,7 +47,7 @@ def port_ref(svc: ResolvedService, port: ResolvedPort) -> PortRef:
     return PortRef(svc.namespace, svc.name, port.name, port.port, port.protocol)
 
 
-def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Claims, options: Options, pods_known: bool) -> PortPlan:
+def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Claims, pods_known: bool) -> PortPlan:
     """One Service port's part of one family's rules. ``svc`` has a cluster IP of this family."""
     ref = port_ref(svc, port)
     cluster_ip = of_family(svc.cluster_ips, version)[0]
@@ -58,7 +60,6 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     node_ports: list[tuple[NodePort, Target]] = []
     no_endpoint_ips: list[tuple[Destination, Action]] = []
     no_endpoint_node_ports: list[tuple[NodePort, Action]] = []
-    cluster_ips: list[Destination] = []
 
     # The ClusterIP: internalTrafficPolicy decides between all and local endpoints. With
     # endpoints but none local under Local policy, traffic is dropped; with no endpoints at
@@ -68,7 +69,6 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     key = Destination(cluster_ip, port.protocol, port.port)
     if internal is not None:
         service_ips.append((key, internal))
-        cluster_ips.append(key)
     else:
         no_endpoint_ips.append((key, Action.DROP if choice.usable else Action.REJECT))
 
@@ -81,7 +81,7 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
         if nodeport:
             no_endpoint_node_ports.append((nodeport, Action.REJECT))
     elif has_external:
-        ext_route = route(svc, ref, choice, pods_known, options.masquerade_all)
+        ext_route = route(svc, ref, choice, pods_known)
         if ext_route.local_policy and not choice.local:
             # Outside clients have nowhere to go: dropped rather than left to time out in nat.
             # (Pods and the node are still dispatched through the route to all endpoints.)
@@ -100,7 +100,6 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
         node_ports=tuple(node_ports),
         no_endpoint_ips=tuple(no_endpoint_ips),
         no_endpoint_node_ports=tuple(no_endpoint_node_ports),
-        cluster_ips=tuple(cluster_ips),
         firewall=fw,
         hairpin=hairpin(choice),
         udp_endpoints=udp_endpoints(port, choice),
@@ -115,23 +114,34 @@ def family_settings(version: int, options: Options) -> FamilySettings:
         scope = MasqueradeScope.OUTSIDE_CLUSTER
     else:
         scope = MasqueradeScope.NONE
-    return FamilySettings(scope, cluster_cidrs, collapsed(options.nodeport_addresses, version))
+    return FamilySettings(scope, cluster_cidrs, collapsed(options.nodeport_addresses, version), collapsed(options.service_cidrs, version))
 
 
-def service_plan(svc: ResolvedService, version: int, claims: Claims, options: Options, settings: FamilySettings) -> tuple[PortPlan, ...]:
-    """A Service's ports in one family's rules: none for a Service without a cluster IP of this
+def service_plan(svc: ResolvedService, version: int, claims: Claims, settings: FamilySettings) -> ServicePlan | None:
+    """A Service's part of one family's rules; None for a Service without a cluster IP of this
     family, and for headless and ExternalName Services (DNS only)."""
-    if not (svc.proxied and of_family(svc.cluster_ips, version)):
-        return ()
+    ips = of_family(svc.cluster_ips, version)
+    if not (svc.proxied and ips):
+        return None
     pods_known = bool(settings.cluster_cidrs)  # a cluster CIDR of this family tells pods from other clients
-    return tuple(port_plan(svc, port, version, claims, options, pods_known) for port in svc.ports)
+    return ServicePlan(ips[0], tuple(port_plan(svc, port, version, claims, pods_known) for port in svc.ports))
 
 
 def family_plan(services: list[ResolvedService], version: int, options: Options) -> tuple[FamilyPlan, tuple[str, ...]]:
     claims = claim(services, version)
     settings = family_settings(version, options)
-    ports = tuple(p for svc in services for p in service_plan(svc, version, claims, options, settings))
-    return FamilyPlan(version, *settings, ports), claims.warnings
+    planned = [sp for svc in services if (sp := service_plan(svc, version, claims, settings)) is not None]
+    ports = tuple(p for sp in planned for p in sp.ports)
+    cluster_ips = tuple(sorted({sp.cluster_ip for sp in planned}, key=packed_ip))
+    return FamilyPlan(
+        version=version,
+        masquerade=settings.masquerade,
+        cluster_cidrs=settings.cluster_cidrs,
+        nodeport_cidrs=settings.nodeport_cidrs,
+        cluster_ips=cluster_ips,
+        service_cidrs=settings.service_cidrs,
+        ports=ports,
+    ), claims.warnings
 
 
 def plan(services: list[ResolvedService], options: Options) -> Plan:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..options import Network
 from ..resolve import ResolvedService
@@ -16,10 +16,8 @@ def collapsed(networks: Iterable[Network], version: int) -> tuple[str, ...]:
     interval sets refuse overlapping elements (nft: "conflicting intervals specified"). A single
     address is written without its /32 (/128), as nft lists it, so that the elements an apply
     reads back compare equal to the planned ones."""
-    return tuple(
-        str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n)
-        for n in ipaddress.collapse_addresses(n for n in networks if n.version == version)
-    )
+    same: list[Any] = [n for n in networks if n.version == version]  # one family: collapse_addresses needs that
+    return tuple(str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n) for n in ipaddress.collapse_addresses(same))
 
 
 def firewall(svc: ResolvedService, destinations: list[Destination], version: int) -> tuple[tuple[Destination, tuple[str, ...]], ...]:

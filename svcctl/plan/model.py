@@ -126,7 +126,6 @@ class PortPlan:
     node_ports: tuple[tuple[NodePort, Target], ...]
     no_endpoint_ips: tuple[tuple[Destination, Action], ...]
     no_endpoint_node_ports: tuple[tuple[NodePort, Action], ...]
-    cluster_ips: tuple[Destination, ...]  # ClusterIP ports with endpoints (masquerade scope applies)
     firewall: tuple[tuple[Destination, tuple[str, ...]], ...]  # LB IP port -> allowed source CIDRs
     hairpin: tuple[str, ...]  # endpoint addresses that may reach themselves through the Service
     udp_endpoints: tuple[Endpoint, ...]
@@ -138,6 +137,14 @@ class FamilySettings(NamedTuple):
     masquerade: MasqueradeScope
     cluster_cidrs: tuple[str, ...]  # merged, in address order
     nodeport_cidrs: tuple[str, ...]  # --nodeport-addresses of this family, merged
+    service_cidrs: tuple[str, ...]  # --service-cidr of this family, merged
+
+
+class ServicePlan(NamedTuple):
+    """One Service's part of one family's rules: its cluster IP of that family and its ports."""
+
+    cluster_ip: str
+    ports: tuple["PortPlan", ...]
 
 
 @dataclass(frozen=True)
@@ -145,9 +152,14 @@ class FamilyPlan:
     """One IP family's rules: the Service ports' parts and the node-wide settings."""
 
     version: int  # 4 or 6
-    masquerade: MasqueradeScope
+    masquerade: MasqueradeScope  # applies to traffic to the cluster IPs
     cluster_cidrs: tuple[str, ...]  # merged, in address order
     nodeport_cidrs: tuple[str, ...]  # --nodeport-addresses of this family, merged
+    # Every cluster IP of a proxied Service: traffic to one of them on a port no Service port
+    # holds is rejected (kube-proxy's cluster-ips-check), after the dispatch found nothing.
+    cluster_ips: tuple[str, ...]
+    # The service CIDRs: traffic to an address in them that no Service holds is dropped.
+    service_cidrs: tuple[str, ...]
     ports: tuple[PortPlan, ...]  # in namespace/name order, then the Service's port order
 
     @property

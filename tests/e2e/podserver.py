@@ -20,7 +20,6 @@ import argparse
 import json
 import selectors
 import socket
-import sys
 
 
 def ports(text):

@@ -4,7 +4,6 @@ backend until the entry times out, since UDP has no end of connection. Real traf
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys

@@ -124,8 +124,8 @@ def test_udp(lab, svc, hosts):
     from_pod = lab.requests("pod-c", "10.96.0.53", 53, 20, proto="udp", timeout=1.0)
     assert all_ok(from_pod) == []
     assert {r.reply["peer"] for r in from_pod} == {c.ip4}
-    # The TCP port of the same number is not a service port: nothing is DNATed (sink: timeout).
-    assert lab.requests("client", "10.96.0.53", 53, 1, timeout=FAST)[0].error == "timeout"
+    # The TCP port of the same number is not a service port: refused at once (as kube-proxy).
+    assert lab.requests("client", "10.96.0.53", 53, 1, timeout=FAST)[0].error == "refused"
 
 
 # --- NodePort, LoadBalancer, externalIPs ----------------------------------------------------------

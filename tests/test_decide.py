@@ -1,0 +1,160 @@
+"""The apply decision without root: svcctl.nftables.decide and live against a fake kernel
+(tests/fake_kernel.py) fed listings recorded from the real kernel (tests/kernel/record.py).
+Every transaction decided here is applied to the fake, which refuses what the kernel refuses
+in the ways that matter (a chain deleted while referenced, an element deleted twice, a table
+created twice), and the next decision must find nothing left to do."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from fake_kernel import RECORDINGS, FakeKernel
+from svcctl.kernel import KernelError
+from svcctl.nftables.decide import transaction
+from svcctl.nftables.layout import layout
+from svcctl.nftables.live import read_live
+from svcctl.nftables.objects import Ruleset
+from svcctl.nftables.refusal import describe, NftRefused
+from svcctl.nftables.render import frame_name, render
+from svcctl.nftables import transaction as tx
+from svcctl.options import Options, build_options
+from svcctl.pipeline import compile_rules, read_services
+from svcctl.plan import plan
+from svcctl.sources import read_manifests
+
+EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "web.yaml")
+OPTIONS = build_options({"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16"]})
+
+
+def example(options: Options = OPTIONS) -> Ruleset:
+    return compile_rules(read_manifests([EXAMPLE]), options)[2].rules
+
+
+def frames(ruleset: Ruleset) -> dict[str, str]:
+    return {t.scope: frame_name(t) for t in ruleset.tables}
+
+
+def decide(kernel: FakeKernel, ruleset: Ruleset) -> tx.Transaction:
+    return transaction(ruleset, read_live(kernel, ruleset, frames(ruleset)), frames(ruleset))
+
+
+def converge(kernel: FakeKernel, ruleset: Ruleset) -> tx.Transaction:
+    """Decide, apply to the fake, and check that nothing is left to do."""
+    decided = decide(kernel, ruleset)
+    kernel.apply(decided)
+    assert not decide(kernel, ruleset), "a second apply would still change something"
+    return decided
+
+
+def kinds(decided: tx.Transaction) -> list[str]:
+    return [op.op for op in decided.operations]
+
+
+def test_the_recordings_are_of_this_frame() -> None:
+    # After a change to the frame, re-record: .venv/bin/python tests/kernel/record.py (root).
+    kernel = FakeKernel("web.json")
+    live = {name for (family, table), t in kernel.tables.items() for name in t.sets if name.startswith("frame-")}
+    assert live == set(frames(example()).values()), "tests/kernel/*.json are of another frame: re-record them"
+
+
+def test_an_empty_kernel_gets_created_tables() -> None:
+    decided = converge(FakeKernel(), example())
+    assert decided.kind == "full"
+    assert kinds(decided) == ["create_table", "create_table", "load_table", "load_table"]
+    assert decided.summary == "created ip svcctl and ip6 svcctl"
+
+
+def test_the_recorded_live_state_needs_nothing() -> None:
+    """What the real kernel lists after `svcctl apply` reads back as exactly the plan: set keys
+    (concatenations, prefixes, ports as numbers), verdicts, chain and set names."""
+    decided = decide(FakeKernel("web.json"), example())
+    assert (decided.kind, decided.operations, decided.summary) == ("unchanged", (), "no changes")
+
+
+def test_one_endpoint_changed_sends_one_chain_and_its_elements() -> None:
+    kernel = FakeKernel("web.json")
+    inventory, services = read_services(read_manifests([EXAMPLE]), OPTIONS)
+    web = next(s for s in services if s.name == "web")
+    port = web.ports[0]
+    fewer = dataclasses.replace(web, ports=(dataclasses.replace(port, backends=port.backends[:-1]),))
+    ruleset = layout(plan([fewer if s is web else s for s in services], OPTIONS), OPTIONS.table)
+    decided = converge(kernel, ruleset)
+    assert decided.kind == "update"
+    assert kinds(decided) == ["add_objects", "delete_elements", "delete_elements", "add_elements", "add_elements", "delete_chain", "delete_chain"]
+    added = decided.operations[0]
+    assert [c.name.split("-", 2)[2] for c in (*added.endpoint_chains, *added.external_chains)] == ["shop/web/tcp/http"] * 2
+    # the ext- chain points at the svc- chain: it goes first, then the old svc- chain
+    assert [op.name.split("-")[0] for op in decided.operations if op.op == "delete_chain"] == ["ext", "svc"]
+    assert decided.summary == "ip: 2 chain(s) added, 2 removed, 4 element change(s)"
+
+
+def test_a_hook_chain_deleted_by_hand_is_reloaded_in_place() -> None:
+    decided = converge(FakeKernel("web-hook-deleted.json"), example())
+    assert kinds(decided) == ["load_table", "load_table"]  # no delete table: affinity state stays
+    assert decided.summary == "reloaded ip svcctl (a hook chain was missing)"
+
+
+def test_another_frame_is_replaced() -> None:
+    masquerade_all = dataclasses.replace(OPTIONS, masquerade_all=True)
+    decided = converge(FakeKernel("web.json"), example(masquerade_all))
+    assert kinds(decided) == ["delete_table", "delete_table", "load_table", "load_table"]
+    assert "replaced ip svcctl and ip6 svcctl" in decided.summary
+
+
+def test_tables_svcctl_did_not_make_are_refused() -> None:
+    kernel = FakeKernel("foreign.json")
+    with pytest.raises(KernelError, match="table ip svcctl exists and was not made by svcctl"):
+        decide(kernel, example())
+
+
+def test_a_foreign_table_svcctl_cannot_see_is_refused_by_create_table() -> None:
+    """A table holding only a counter has no chain or set for svcctl's listings: it looks absent,
+    and the `create table` of the transaction is what the kernel refuses."""
+    kernel = FakeKernel("foreign.json")
+    del kernel.tables[("ip", "svcctl")]
+    decided = decide(kernel, example())
+    assert kinds(decided)[:2] == ["create_table", "create_table"]
+    with pytest.raises(KernelError, match="create table ip6 svcctl: File exists"):
+        kernel.apply(decided)
+    assert ("ip", "svcctl") not in kernel.tables  # all or nothing
+
+
+def test_removed_udp_endpoints_are_handed_to_the_conntrack_cleanup() -> None:
+    kernel = FakeKernel()
+    udp = "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\nspec: {clusterIP: 10.96.0.10, ports: [{port: 53, protocol: UDP}]}\n"
+    slices = "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: dns-1, labels: {kubernetes.io/service-name: dns}}\naddressType: IPv4\nports: [{port: 53, protocol: UDP}]\nendpoints: [{addresses: [10.244.1.5]}, {addresses: [10.244.2.5]}]\n"
+    from svcctl.load import Inputs, Source
+
+    def rules(text: str) -> Ruleset:
+        return compile_rules(Inputs([Source("m.yaml", text, False)]), OPTIONS)[2].rules
+
+    converge(kernel, rules(udp + slices))
+    decided = converge(kernel, rules(udp + slices.replace(", {addresses: [10.244.2.5]}", "")))
+    assert decided.removed_udp_endpoints == (("10.244.2.5", 53),)
+
+
+def test_an_update_renders_in_dependency_order() -> None:
+    kernel = FakeKernel("web.json")
+    ruleset = example(dataclasses.replace(OPTIONS, node_name="node-2"))  # other local endpoints
+    text = render(decide(kernel, ruleset).operations)
+    lines = [line for line in text.splitlines() if line and not line.startswith(("\t", "}"))]
+    order = [line.split(" ")[0] + " " + line.split(" ")[1] for line in lines]
+    assert order == sorted(order, key=["table ip", "delete element", "add element", "delete chain", "delete set"].index)
+
+
+def test_the_refusal_names_the_line_and_the_service() -> None:
+    recorded = json.loads((RECORDINGS / "refused.json").read_text())
+    message = describe(NftRefused(recorded["error"], recorded["script"]))
+    assert message.startswith("the kernel refused the ruleset, nothing was changed: Error: No such file or directory at line ")
+    assert "@aff-AAAAAAAA-shop/web/tcp/http/missing" in message  # the refused rule, quoted
+    assert message.endswith("(Service shop/web port http/tcp)")
+
+
+def test_a_refusal_without_a_position_is_still_one_line() -> None:
+    assert describe(NftRefused("Error: Could not process rule: No buffer space available", "x")) == (
+        "the kernel refused the ruleset, nothing was changed: Error: Could not process rule: No buffer space available"
+    )
