@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -190,7 +189,7 @@ def latencies(agent: Agent, directory: Path, endpoints: int, services: int, coun
     """Change one endpoint ``count`` times, ``gap`` apart; the write -> commit latencies."""
     out = []
     rng = random.Random(1)
-    for n in range(count):
+    for _ in range(count):
         before = len(agent.syncs())
         i = rng.randrange(services)
         written = time.time()

@@ -611,9 +611,9 @@ def _check_across(inventory: Inventory, problems: list[Problem]) -> None:
     for entry in inventory.services:
         svc = entry.obj
         for held in held_values(svc):
-            first = owner.setdefault(held.key, svc.ref)
-            if first != svc.ref:
-                problems.append(Problem(held.taken_by(first), held.path, entry.origin, svc.kind, svc.ref))
+            holder = owner.setdefault(held.key, svc.ref)
+            if holder != svc.ref:
+                problems.append(Problem(held.taken_by(holder), held.path, entry.origin, svc.kind, svc.ref))
 
 
 class Held(NamedTuple):
@@ -631,6 +631,7 @@ class Held(NamedTuple):
 def held_values(svc: Service) -> list[Held]:
     """The cluster IPs and node ports a Service holds, each once, with the field that sets it."""
     out: dict[tuple[str, str | int], Held] = {}
+    key: tuple[str, str | int]
     for i, ip in enumerate(svc.spec.cluster_ips):
         if ip != "None":
             key = ("ip", formats.canonical_ip(ip))

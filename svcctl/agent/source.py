@@ -136,9 +136,9 @@ class DirectorySource:
                         yield event
                     continue
                 for name in sorted({Path(p).name for _, p in changes}):
-                    event = self._look(name, read=True)
-                    if event is not None:
-                        yield event
+                    found = self._look(name, read=True)
+                    if found is not None:
+                        yield found
         finally:
             pumping.cancel()
 

@@ -169,32 +169,32 @@ class State:
         values (cluster IPs, node ports) a touched Service holds or held."""
         contested: set[Key] = set()
         for key in touched:
-            before = self._winners.get(key)
-            after = self._winner_of(key)
+            was = self._winners.get(key)
+            now = self._winner_of(key)
             if key.kind == "Service":
-                if before is not None:
-                    for held in held_values(before.entry.obj):
+                if was is not None:
+                    for held in held_values(was.entry.obj):
                         holders = self._held[held.key]
                         holders.pop(key, None)
                         contested |= holders.keys()
                         if not holders:
                             del self._held[held.key]
-                if after is not None:
-                    for held in held_values(after.entry.obj):
-                        self._held[held.key][key] = after.since
+                if now is not None:
+                    for held in held_values(now.entry.obj):
+                        self._held[held.key][key] = now.since
                         contested |= self._held[held.key].keys()
-            if after is None:
+            if now is None:
                 self._winners.pop(key, None)
             else:
-                self._winners[key] = after
+                self._winners[key] = now
 
         changes: dict[Key, tuple[Entry[Any] | None, Entry[Any] | None]] = {}
         for key in touched | contested:
-            winner = self._winners.get(key)
-            accepted = winner.entry if winner is not None else None
+            first = self._winners.get(key)
+            accepted = first.entry if first is not None else None
             self._left_out.pop(key, None)
-            if winner is not None and key.kind == "Service":
-                problem = self._blocked(key, winner)
+            if first is not None and key.kind == "Service":
+                problem = self._blocked(key, first)
                 if problem is not None:
                     self._left_out[key] = problem
                     accepted = None

@@ -12,7 +12,7 @@ measurements behind it are in docs/nft-layout.md; in short:
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from ..formats import packed_ip
 from ..plan.model import (
@@ -49,7 +49,7 @@ def _key(d: Destination | NodePort) -> tuple[str, ...]:
     return (d.protocol.value.lower(), str(d.port))
 
 
-def _address_order(address: str) -> bytes:
+def address_order(address: str) -> bytes:
     return packed_ip(address)  # type: ignore[return-value]  # valid: checked by validate
 
 
@@ -141,9 +141,9 @@ def port_objects(port: PortPlan, family: Family) -> PortObjects:
 
 
 # Elements several ports may share: written once, in address order.
-_MERGED_ORDER = {
-    frame.HAIRPIN: lambda el: _address_order(el.key[0]),
-    frame.UDP_ENDPOINTS: lambda el: (_address_order(el.key[0]), int(el.key[1])),
+_MERGED_ORDER: dict[SetSpec, Callable[[Element], Any]] = {
+    frame.HAIRPIN: lambda el: address_order(el.key[0]),
+    frame.UDP_ENDPOINTS: lambda el: (address_order(el.key[0]), int(el.key[1])),
 }
 
 

@@ -23,12 +23,11 @@ from ..backends import ApplyResult
 from ..conntrack import forget_udp_flows
 from ..kernel import KernelError, locked
 from ..options import Options
-from ..formats import packed_ip
 from ..plan import ServicePlan, family_settings
 from . import frame, transport
 from .decide import describe, removal_order
 from .frame import FRAME_CHAINS, PORT_CHAIN_KINDS, per_port
-from .layout import NODE_WIDE, PortObjects, assemble, port_objects
+from .layout import NODE_WIDE, PortObjects, address_order, assemble, port_objects
 from .live import read_live
 from .nft import Nft
 from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Verdict
@@ -56,7 +55,8 @@ class _Service(NamedTuple):
                     yield spec.name, el
 
     def chains(self) -> dict[str, EndpointChain | ExternalChain]:
-        return {c.name: c for p in self.ports for c in (*p.endpoint_chains, *p.external_chains)}
+        chains: dict[str, EndpointChain | ExternalChain] = {c.name: c for p in self.ports for c in p.endpoint_chains}
+        return chains | {c.name: c for p in self.ports for c in p.external_chains}
 
     def affinity(self) -> dict[str, NamedSet]:
         return {s.name: s for p in self.ports for s in p.affinity_sets}
@@ -111,7 +111,7 @@ class Syncer:
         tables = []
         for v in VERSIONS:
             services = [self._services[v][name] for name in sorted(self._services[v])]
-            cluster_ips = sorted({s.cluster_ip for s in services}, key=packed_ip)
+            cluster_ips = sorted({s.cluster_ip for s in services}, key=address_order)
             tables.append(assemble(v, self._settings[v], (p for s in services for p in s.ports), cluster_ips, self.table))
         return Ruleset(tuple(tables))
 
@@ -224,6 +224,7 @@ class Syncer:
             if {n for n in lt.sets if per_port(n, (frame.AFFINITY,))} != counted.sets:
                 return False
             for spec, declared in zip(frame.STATIC_SETS, t.static_sets, strict=True):
+                want: dict[tuple[str, ...], tuple[str, str] | None]
                 if spec in NODE_WIDE:
                     want = {el.key: None for el in declared.elements}
                 else:

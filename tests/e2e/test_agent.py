@@ -19,7 +19,7 @@ import time
 import pytest
 
 from lab import NODE_IP4, Lab, pods_seen
-from scenarios import (NODE, NODE_ARGS, OTHER_NODE, SVCCTL, endpoint_slice, manifest, pod, port,
+from scenarios import (NODE, NODE_ARGS, OTHER_NODE, SVCCTL, endpoint_slice, manifest, port,
                        service, slice_endpoint)
 
 pytestmark = [
@@ -297,7 +297,7 @@ def test_broken_file_keeps_the_last_good_rules(lab, agent):
 
 def test_resync_restores_rules_deleted_by_hand(lab, agent):
     a, *_ = (lab.pods[p] for p in PODS)
-    run = agent(("web.json", [WEB, web_slice(web([a]))]))
+    agent(("web.json", [WEB, web_slice(web([a]))]))
     until_answering(lab, "10.96.1.10", 80, {"pod-a"})
     lab.node_exec(["nft", "flush", "map", "ip", "svcctl", "service-ips"])
     until_answering(lab, "10.96.1.10", 80, {"pod-a"})
