@@ -99,7 +99,7 @@ def stages(directory: Path, services: int, endpoints: int) -> None:
         changes = state.apply(events)
         for (v, name), ports in planner.update(state, changes).items():
             syncer.update(v, name, ports)
-    syncer._committed = {v: _counted(syncer, v) for v in (4, 6)}  # as after a first commit
+    syncer._committed = syncer._count()  # as after a first commit
     syncer._before.clear()
     _write(directory / "svc-5.json", 5, endpoints, 1)
     event, t_read = timed(lambda: source._look("svc-5.json", read=True))
@@ -133,17 +133,6 @@ def _live(table, marker, LiveTable):  # type: ignore[no-untyped-def]
     lt.sets = {s.name for s in table.sets} | {marker}
     lt.elements = {s.name: {e.key: None if e.verdict is None else (e.verdict.kind.value, e.verdict.chain) for e in s.elements} for s in table.static_sets}
     return lt
-
-
-def _counted(syncer, version):  # type: ignore[no-untyped-def]
-    from svcctl.nftables.syncer import _affinity, _chains, _Counted
-
-    counted = _Counted()
-    for objects in syncer._ports[version].values():
-        counted.add(objects, +1)
-        counted.chains |= _chains(objects).keys()
-        counted.sets |= _affinity(objects).keys()
-    return counted
 
 
 # ---- 2. the agent ---------------------------------------------------------------------------

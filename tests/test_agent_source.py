@@ -71,3 +71,16 @@ def test_the_same_content_again_is_no_event_and_a_rescan_finds_what_was_missed(t
     assert source.look_again() == [Put(str(tmp_path / "b.yaml"), "new", False)]
     (tmp_path / "b.yaml").unlink()
     assert source.look_again() == [Gone(str(tmp_path / "b.yaml"))]
+
+
+def test_a_directory_that_is_gone_reports_nothing_gone(tmp_path: Path) -> None:
+    directory = tmp_path / "manifests"
+    directory.mkdir()
+    (directory / "a.yaml").write_text("one")
+    source = DirectorySource(directory)
+    assert len(source.look_again()) == 1
+    (directory / "a.yaml").unlink()
+    directory.rmdir()
+    assert source.look_again() == []  # unmounted or being replaced: what was read stays
+    directory.mkdir()
+    assert source.look_again() == [Gone(str(directory / "a.yaml"))]  # there, and empty: gone

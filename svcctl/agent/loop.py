@@ -20,6 +20,7 @@ from .source import Event, Source, Synced
 
 T = TypeVar("T")
 STOP_GRACE = 0.5  # how long a running sync may still take once stop is set
+RESTART_SOURCE = 1.0
 
 log = logging.getLogger("svcctl.agent")
 
@@ -40,10 +41,9 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         reader = asyncio.create_task(self._read())
         stopping = asyncio.create_task(stop.wait())
+        synced = asyncio.create_task(self._synced.wait())
         try:
-            await asyncio.wait({stopping, asyncio.create_task(self._synced.wait()), reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader.done():
-                reader.result()  # the source failed: raise its error
+            await asyncio.wait({stopping, synced}, return_when=asyncio.FIRST_COMPLETED)
             self.schedule.start(time.monotonic())
             while not stop.is_set():
                 now = time.monotonic()
@@ -66,20 +66,28 @@ class Agent:
                 await self._report(sync, kind)
         finally:
             self.source.stop()
-            reader.cancel()
-            stopping.cancel()
+            for task in (reader, stopping, synced):
+                task.cancel()
             await self.health_checks.close()
 
     async def _read(self) -> None:
-        async for event in self.source.events():
-            if isinstance(event, Synced):
-                self._synced.set()
-                continue
-            self._pending.append(event)
-            self.schedule.change()
-            self.metrics.changes.inc()
-            self.metrics.last_queued.set(time.time())
-            self._wake.set()
+        """The source's events, for ever: a source that fails (the watcher could not be set up:
+        the directory is missing) is logged and started again a second later; the rules stay."""
+        while True:
+            try:
+                async for event in self.source.events():
+                    if isinstance(event, Synced):
+                        self._synced.set()
+                        continue
+                    self._pending.append(event)
+                    self.schedule.change()
+                    self.metrics.changes.inc()
+                    self.metrics.last_queued.set(time.time())
+                    self._wake.set()
+                return  # stopped
+            except OSError as err:
+                log.error("source failed, retrying in 1 s", extra={"fields": {"error": str(err)}})
+                await asyncio.sleep(RESTART_SOURCE)
 
     async def _report(self, sync: asyncio.Future[SyncReport], kind: Kind) -> None:
         try:

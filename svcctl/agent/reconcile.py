@@ -25,6 +25,7 @@ from enum import IntEnum
 from typing import Any
 
 from ..backends import ApplyResult, Syncer
+from ..kernel import KernelError, Refused
 from ..options import Options
 from .planner import Planner
 from .source import Event
@@ -142,9 +143,10 @@ class Syncing:
         committing = self._clock()
         try:
             result = self.syncer.commit(verify=kind >= Kind.VERIFY, reload=kind is Kind.RELOAD)
-        except Exception as err:  # noqa: BLE001 - the kernel refused, or is out of reach: retried
-            describe = getattr(err, "describe", None)
-            error = describe() if describe else f"{type(err).__name__}: {err}"
+        except Refused as err:
+            error = err.describe()
+        except KernelError as err:
+            error = str(err)
         return SyncReport(
             kind=kind,
             seconds=self._clock() - start,

@@ -87,7 +87,7 @@ class DirectorySource:
 
     path: Path
     rescan: float = 30.0
-    step_ms: int = 10
+    step_ms: int = 5
 
     def __post_init__(self) -> None:
         self._seen: dict[str, _Seen] = {}
@@ -147,7 +147,10 @@ class DirectorySource:
         try:
             names = {n for n in os.listdir(self.path) if is_manifest_name(n)}
         except OSError:
-            names = set()  # the directory is gone or unreadable: as if empty
+            # The directory is gone or unreadable (unmounted, being replaced): nothing is known,
+            # so nothing is reported gone; the next look finds it again. (An empty directory
+            # is another matter: every Service in it is gone.)
+            return []
         events = []
         for name in sorted(names | set(self._seen)):
             event = self._look(name, read=False)

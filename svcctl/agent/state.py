@@ -91,12 +91,6 @@ class State:
         out += [p for found in self._duplicates.values() for p in found]
         return out + list(self._left_out.values())
 
-    def counts(self) -> dict[str, int]:
-        found: dict[str, int] = defaultdict(int)
-        for key in self.objects:
-            found[key.kind] += 1
-        return dict(found)
-
     # ---- changing ---------------------------------------------------------------------
 
     def apply(self, events: Iterable[Event]) -> dict[Key, tuple[Entry[Any] | None, Entry[Any] | None]]:

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -60,7 +60,6 @@ def run(
     min_sync_period: Annotated[str, typer.Option("--min-sync-period", help="Syncs for changes start at most this often (0: at once).")] = "1s",
     sync_period: Annotated[str, typer.Option("--sync-period", help="How often the kernel is read and repaired.")] = "30s",
     log_format: Annotated[str, typer.Option("--log-format", help="text (key=value) or json.")] = "text",
-    watch_step: Annotated[Optional[int], typer.Option("--watch-step-ms", hidden=True)] = None,
 ) -> None:
     """Node agent: keep the rules in step with SOURCE until SIGTERM or SIGINT, then exit 0 and
     leave the rules in place. Exit 2 invalid options, 3 no privileges."""
@@ -78,7 +77,7 @@ def run(
         raise _invalid(f"{source}: not a directory (svcctl run watches a manifest directory)")
     syncer = backend(options.backend).syncer(options)  # KernelError without privileges: exit 3
     log = logs.setup(log_format)
-    directory_source = DirectorySource(directory, rescan=period, **({"step_ms": watch_step} if watch_step else {}))
+    directory_source = DirectorySource(directory, rescan=period)
     health = ProxyHealth(2 * period, time.time)
     metrics = Metrics()
     agent = Agent(directory_source, Syncing(options, syncer), Schedule(min_period, period), metrics, health, HealthCheckServers(health))

@@ -240,15 +240,19 @@ class Syncer:
         except KernelError:
             self._committed = None
             raise
+        self._committed = self._count()
+        self._before.clear()
+        return result
+
+    def _count(self) -> dict[int, _Counted]:
+        """Everything updated so far, counted as committed."""
         counted = {v: _Counted() for v in VERSIONS}
         for v in VERSIONS:
             for service in self._services[v].values():
                 counted[v].add(service, +1)
                 counted[v].chains |= service.chains().keys()
                 counted[v].sets |= service.affinity().keys()
-        self._committed = counted
-        self._before.clear()
-        return result
+        return counted
 
 
 @lru_cache(maxsize=2)
