@@ -104,6 +104,9 @@ def test_incremental_equals_full_compile(seed: int) -> None:
         for (version, name), ports in planner.update(state, changes).items():
             syncer.update(version, name, ports)
         assert render_ruleset(syncer.ruleset()) == full(state), f"step {step}"
+        ruleset = syncer.ruleset()
+        assert syncer.counts()["chains"] == sum(len(t.endpoint_chains) + len(t.external_chains) for t in ruleset.tables)
+        assert planner.totals()["endpoints"] == sum(len(p.backends) for s in planner.resolved.values() for p in s.ports)
         conflicts += len(state.problems())
     assert conflicts  # the random input had conflicts (duplicates, held values)
 

@@ -54,6 +54,7 @@ class _Claims:
     def __init__(self) -> None:
         self.owners: dict[ClaimKey, str] = {}
         self._contenders: dict[ClaimKey, dict[str, _Rank]] = defaultdict(dict)
+        self._contested: set[ClaimKey] = set()  # keys more than one Service asks for
         self._wanted: dict[str, dict[ClaimKey, _Rank]] = {}
 
     def update(self, ref: str, svc: ResolvedService | None, version: int) -> set[Name]:
@@ -84,14 +85,17 @@ class _Claims:
                     self.owners[key] = owner
             if not contenders:
                 del self._contenders[key]
+            if len(contenders) > 1:
+                self._contested.add(key)
+            else:
+                self._contested.discard(key)
         return moved
 
     def warnings(self) -> list[str]:
         return sorted(
             taken(ref, key, self.owners[key])
-            for key, contenders in self._contenders.items()
-            if len(contenders) > 1
-            for ref, rank in contenders.items()
+            for key in self._contested
+            for ref, rank in self._contenders[key].items()
             if rank.external and ref != self.owners[key]
         )
 
@@ -115,10 +119,11 @@ class Planner:
         self._selectors: dict[str, set[Name]] = defaultdict(set)  # namespace -> Services with a selector
         self._claims = {v: _Claims() for v in VERSIONS}
         self._endpoints: dict[Name, int] = {}
+        self._endpoint_total = 0
         self._health_checks: dict[Name, tuple[int, int]] = {}
 
     def totals(self) -> dict[str, int]:
-        return {"services": len(self.resolved), "endpoints": sum(self._endpoints.values())}
+        return {"services": len(self.resolved), "endpoints": self._endpoint_total}
 
     def health_checks(self) -> dict[Name, tuple[int, int]]:
         """The Services with a healthCheckNodePort: (that port, how many local endpoints are
@@ -226,11 +231,12 @@ class Planner:
         return dirty
 
     def _count(self, state: State, name: Name, svc: ResolvedService | None) -> None:
-        self._endpoints.pop(name, None)
+        self._endpoint_total -= self._endpoints.pop(name, 0)
         self._health_checks.pop(name, None)
         if svc is None:
             return
         self._endpoints[name] = sum(len(p.backends) for p in svc.ports)
+        self._endpoint_total += self._endpoints[name]
         entry = state.service(*name)
         port = entry.obj.spec.health_check_node_port if entry else 0
         if port:

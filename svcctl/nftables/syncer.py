@@ -61,6 +61,12 @@ class _Service(NamedTuple):
     def affinity(self) -> dict[str, NamedSet]:
         return {s.name: s for p in self.ports for s in p.affinity_sets}
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "chains": sum(len(p.endpoint_chains) + len(p.external_chains) for p in self.ports),
+            "elements": sum(1 for _ in self.elements()),
+        }
+
 
 _NONE = _Service("", ())  # a Service without rules in a table
 
@@ -93,6 +99,7 @@ class Syncer:
         self.table = options.table
         self._settings = {v: family_settings(v, options) for v in VERSIONS}
         self._services: dict[int, dict[Name, _Service]] = {v: {} for v in VERSIONS}
+        self._counts = {"chains": 0, "elements": 0}
         self._before: dict[tuple[int, Name], _Service] = {}  # as committed, for Services changed since
         self._committed: dict[int, _Counted] | None = None  # None: unknown, read the kernel
         self._nft = nft
@@ -100,11 +107,15 @@ class Syncer:
     def update(self, version: int, service: Name, plan: ServicePlan | None) -> None:
         family = Family.of(version)
         current = self._services[version]
-        self._before.setdefault((version, service), current.get(service, _NONE))
+        old = current.get(service, _NONE)
+        self._before.setdefault((version, service), old)
+        new = _NONE if plan is None else _Service(plan.cluster_ip, tuple(port_objects(p, family) for p in plan.ports))
         if plan is None:
             current.pop(service, None)
         else:
-            current[service] = _Service(plan.cluster_ip, tuple(port_objects(p, family) for p in plan.ports))
+            current[service] = new
+        for kind, count in new.counts().items():
+            self._counts[kind] += count - old.counts()[kind]
 
     def ruleset(self) -> Ruleset:
         """Everything, as a full compile would lay it out (Services in namespace/name order)."""
@@ -117,11 +128,7 @@ class Syncer:
 
     def counts(self) -> dict[str, int]:
         """How much is in the tables: per-port chains and frame set elements."""
-        ports = [p for v in VERSIONS for s in self._services[v].values() for p in s.ports]
-        return {
-            "chains": sum(len(p.endpoint_chains) + len(p.external_chains) for p in ports),
-            "elements": sum(len(els) for p in ports for els in p.elements.values()),
-        }
+        return dict(self._counts)
 
     def commit(self, verify: bool = False, reload: bool = False) -> ApplyResult:
         """Send what changed since the last commit. ``verify``: read the kernel and repair what
