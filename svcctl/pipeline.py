@@ -39,9 +39,15 @@ def read_services(inputs: Inputs, options: Options) -> tuple[Inventory, list[Res
 
 
 @gc_paused()  # the plan adds ~10 objects per endpoint to an already huge heap
+def plan_rules(inputs: Inputs, options: Options) -> tuple[Inventory, Plan]:
+    """Manifest texts in, the plan every back end compiles (and ``svcctl trace`` reads) out."""
+    inventory, services = read_services(inputs, options)
+    return inventory, plan(services, options)
+
+
+@gc_paused()
 def compile_rules(inputs: Inputs, options: Options, backend_name: str = "nftables") -> tuple[Inventory, Plan, Compiled]:
     """Manifest texts in, the plan and a back end's rules out: everything before the kernel.
     Deterministic: the same texts and options give the same bytes."""
-    inventory, services = read_services(inputs, options)
-    rules_plan = plan(services, options)
+    inventory, rules_plan = plan_rules(inputs, options)
     return inventory, rules_plan, backend(backend_name).compile(rules_plan, options)

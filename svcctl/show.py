@@ -1,11 +1,36 @@
-"""``svcctl show``: resolved Services as a readable table, or as JSON for scripts."""
+"""``svcctl show``: resolved Services as a readable table, or as JSON for scripts, with each
+endpoint's chance of a new connection as the plan's cascades give it (the same plan the rules
+and ``svcctl trace`` are made from)."""
 
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from typing import Any
 
+from .plan import Plan, port_ref
+from .plan.model import Endpoint, PortRef
 from .resolve import Backend, ResolvedPort, ResolvedService
+
+# (Service port, endpoint) -> its chance in the group of all usable endpoints, and in this node's
+# group (None: the port has no such group, or the endpoint is not in it)
+Shares = dict[tuple[PortRef, Endpoint], tuple[Fraction | None, Fraction | None]]
+
+
+def shares(plan: Plan) -> Shares:
+    out: Shares = {}
+    for family in plan.families:
+        for port in family.ports:
+            for group in port.groups:
+                for endpoint, p in group.probabilities():
+                    cluster, local = out.get((port.port, endpoint), (None, None))
+                    out[(port.port, endpoint)] = (cluster, p) if group.local else (p, local)
+    return out
+
+
+def _shares_text(cluster: Fraction | None, local: Fraction | None) -> str:
+    parts = ([str(cluster)] if cluster is not None else []) + ([f"local {local}"] if local is not None else [])
+    return f" [{', '.join(parts)}]" if parts else ""
 
 
 def _backend_text(b: Backend) -> str:
@@ -34,7 +59,7 @@ def _addresses(s: ResolvedService) -> str:
     return ", ".join(parts)
 
 
-def render_table(services: list[ResolvedService]) -> str:
+def render_table(services: list[ResolvedService], chances: Shares) -> str:
     header = ("SERVICE", "TYPE", "ADDRESSES", "PORT", "ENDPOINTS")
     rows: list[tuple[str, ...]] = []
     for s in services:
@@ -50,7 +75,8 @@ def render_table(services: list[ResolvedService]) -> str:
         if not ports:
             rows.append((s.ref, kind, _addresses(s), "-", "-"))
         for i, p in enumerate(ports):
-            endpoints = ", ".join(_backend_text(b) for b in p.backends) if s.proxied else "-"
+            ref = port_ref(s, p)
+            endpoints = ", ".join(_backend_text(b) + _shares_text(*chances.get((ref, Endpoint(b.address, b.port)), (None, None))) for b in p.backends) if s.proxied else "-"
             if s.proxied and not p.backends:
                 endpoints = "<none>"
             first = i == 0
@@ -62,8 +88,12 @@ def render_table(services: list[ResolvedService]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def render_json(services: list[ResolvedService]) -> str:
-    def port(p: ResolvedPort) -> dict[str, Any]:
+def render_json(services: list[ResolvedService], chances: Shares) -> str:
+    def chance(p: Fraction | None) -> float | None:
+        return None if p is None else float(p)
+
+    def port(s: ResolvedService, p: ResolvedPort) -> dict[str, Any]:
+        ref = port_ref(s, p)
         return {
             "name": p.name,
             "protocol": p.protocol.value,
@@ -74,8 +104,10 @@ def render_json(services: list[ResolvedService]) -> str:
                 {
                     "address": b.address, "port": b.port, "nodeName": b.node or None, "zone": b.zone or None,
                     "ready": b.ready, "serving": b.serving, "terminating": b.terminating, "local": b.local,
+                    "probability": chance(c), "localProbability": chance(local),
                 }
                 for b in p.backends
+                for c, local in [chances.get((ref, Endpoint(b.address, b.port)), (None, None))]
             ],
         }
 
@@ -94,7 +126,7 @@ def render_json(services: list[ResolvedService]) -> str:
             "internalTrafficPolicy": s.internal_traffic_policy.value if s.internal_traffic_policy else None,
             "sessionAffinityTimeout": s.affinity_timeout,
             "endpointSource": s.endpoint_source.value,
-            "ports": [port(p) for p in s.ports],
+            "ports": [port(s, p) for p in s.ports],
         }
         for s in services
     ]

@@ -43,3 +43,11 @@ def test_bad_options_exit_2(run_cli, tmp_path, args: list[str], message: str) ->
 def test_source_must_be_a_directory(run_cli, tmp_path) -> None:
     result = run_cli("run", str(tmp_path / "missing"))
     assert result.code == 2 and "not a directory" in result.err
+
+
+def test_help(run_cli) -> None:
+    result = run_cli("run", "--help")
+    assert result.code == 0 and result.out.startswith("Usage: svcctl run [OPTIONS] DIRECTORY")
+    assert "Examples:\n" in result.out and "Exit status:" in result.out and "<str>" not in result.out
+    for metavar in ("--health-addr HOST:PORT", "--min-sync-period DURATION", "--cluster-cidr CIDR", "--config FILE"):
+        assert metavar in result.out, metavar

@@ -203,7 +203,7 @@ def test_show_table(write, run_cli):
         "SERVICE   TYPE                  ADDRESSES        PORT                              ENDPOINTS",
         "shop/db   ExternalName          db.example.com.  -                                 -",
         "shop/web  NodePort [etp=Local]  10.96.0.50       http 80/TCP->http nodePort 30080  "
-        "10.244.1.5:8080 (local), 10.244.2.5:8080 (terminating, serving)",
+        "10.244.1.5:8080 (local) [1, local 1], 10.244.2.5:8080 (terminating, serving)",
     ]
 
 
@@ -221,9 +221,13 @@ def test_show_json(write, run_cli):
     assert {k: port[k] for k in ("name", "protocol", "port", "targetPort", "nodePort")} == {
         "name": "http", "protocol": "TCP", "port": 80, "targetPort": "http", "nodePort": 30080,
     }
+    # Cluster traffic goes to the ready endpoint; external traffic (policy Local) to this node's,
+    # which is only serving and terminating: it stands in, as none of this node's is ready.
     assert port["endpoints"] == [
-        {"address": "10.244.1.5", "port": 8080, "nodeName": "node-a", "zone": None, "ready": True, "serving": True, "terminating": False, "local": False},
-        {"address": "10.244.2.5", "port": 8080, "nodeName": "node-b", "zone": None, "ready": False, "serving": True, "terminating": True, "local": True},
+        {"address": "10.244.1.5", "port": 8080, "nodeName": "node-a", "zone": None, "ready": True, "serving": True, "terminating": False, "local": False,
+         "probability": 1.0, "localProbability": None},
+        {"address": "10.244.2.5", "port": 8080, "nodeName": "node-b", "zone": None, "ready": False, "serving": True, "terminating": True, "local": True,
+         "probability": None, "localProbability": 1.0},
     ]
 
 
@@ -356,7 +360,35 @@ def test_an_internal_error_exits_4_not_2(run_cli, write, monkeypatch: pytest.Mon
     assert result.err == "svcctl: internal error (a bug in svcctl): KeyError: 'boom' (set SVCCTL_DEBUG=1 for details)\n"
 
 
-@pytest.mark.parametrize("command", ["validate", "show", "compile", "apply", "diff", "delete", "dns"])
+def test_show_gives_each_endpoint_its_chance(write, run_cli):
+    # The same plan as the rules: three ready endpoints share the cluster traffic, the two local
+    # ones the external traffic (externalTrafficPolicy Local).
+    path = write("""
+        apiVersion: v1
+        kind: Service
+        metadata: {name: lb, namespace: shop}
+        spec: {type: NodePort, clusterIP: 10.96.0.60, externalTrafficPolicy: Local, ports: [{port: 80, nodePort: 30060}]}
+        ---
+        apiVersion: v1
+        kind: Endpoints
+        metadata: {name: lb, namespace: shop}
+        subsets:
+        - addresses: [{ip: 10.244.1.1, nodeName: node-a}, {ip: 10.244.1.2, nodeName: node-a}, {ip: 10.244.2.1, nodeName: node-b}]
+          notReadyAddresses: [{ip: 10.244.1.3, nodeName: node-a}]
+          ports: [{port: 8080}]
+    """)
+    table = run_cli("show", "--node-name", "node-a", path).out.splitlines()[1]
+    assert table.endswith(
+        "10.244.1.1:8080 (local) [1/3, local 1/2], 10.244.1.2:8080 (local) [1/3, local 1/2], "
+        "10.244.1.3:8080 (not ready, local), 10.244.2.1:8080 [1/3]"
+    ), table
+    endpoints = json.loads(run_cli("show", "--node-name", "node-a", "-o", "json", path).out)[0]["ports"][0]["endpoints"]
+    assert [(e["address"], e["probability"], e["localProbability"]) for e in endpoints] == [
+        ("10.244.1.1", pytest.approx(1 / 3), 0.5), ("10.244.1.2", pytest.approx(1 / 3), 0.5), ("10.244.1.3", None, None), ("10.244.2.1", pytest.approx(1 / 3), None),
+    ]
+
+
+@pytest.mark.parametrize("command", ["validate", "show", "compile", "apply", "diff", "delete", "dns", "trace"])
 def test_help_reads_like_a_unix_tools(command, run_cli) -> None:
     """Values named by what they are (CIDR, NAME, FILE, MANIFEST), not by Python types; examples
     and exit statuses in every command's help."""
@@ -366,7 +398,7 @@ def test_help_reads_like_a_unix_tools(command, run_cli) -> None:
     assert "Examples:\n" in result.out and "Exit status:" in result.out
     if command != "delete":
         assert result.out.startswith(f"Usage: svcctl {command} [OPTIONS] MANIFEST...")
-    if command in ("compile", "apply", "diff"):
+    if command in ("compile", "apply", "diff", "trace"):
         for metavar in ("--cluster-cidr CIDR", "--node-name NAME", "--config FILE", "--service-node-port-range FIRST-LAST"):
             assert metavar in result.out, metavar
 

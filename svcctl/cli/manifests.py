@@ -11,7 +11,7 @@ import typer
 from .. import show as show_output
 from ..options import Options
 from ..pipeline import compile_rules, read_inventory, read_services
-from ..plan import Plan
+from ..plan import Plan, plan
 from ..sources import read_manifests
 from ..validate import Inventory
 from .app import app
@@ -60,7 +60,8 @@ def show(
     verbose: Verbose = False,
     all_problems: AllProblems = False,
 ) -> None:
-    """Show every Service port with its addresses and resolved endpoints.
+    """Show every Service port with its addresses, resolved endpoints and each endpoint's
+    chance of a new connection.
 
     \b
     Examples:
@@ -71,7 +72,7 @@ def show(
     inventory, services = read_services(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
     render = show_output.render_json if output is Format.JSON else show_output.render_table
-    sys.stdout.write(render(services))
+    sys.stdout.write(render(services, show_output.shares(plan(services, options))))
 
 
 @app.command("compile")

@@ -53,16 +53,28 @@ def _invalid(message: str) -> InvalidInput:
 @app.command()
 @with_options(*NODE_SETTINGS)
 def run(
-    source: Annotated[str, typer.Argument(help="A manifest directory: its *.yaml, *.yml and *.json files, watched.")],
+    source: Annotated[str, typer.Argument(metavar="DIRECTORY", help="A manifest directory: its *.yaml, *.yml and *.json files, watched.")],
     options: Options,
-    health_addr: Annotated[str, typer.Option("--health-addr", help="Where /healthz and /livez answer (empty: nowhere).")] = "127.0.0.1:10256",
-    metrics_addr: Annotated[str, typer.Option("--metrics-addr", help="Where /metrics answers (empty: nowhere).")] = "127.0.0.1:10249",
-    min_sync_period: Annotated[str, typer.Option("--min-sync-period", help="Syncs for changes start at most this often (0: at once).")] = "1s",
-    sync_period: Annotated[str, typer.Option("--sync-period", help="How often the kernel is read and repaired.")] = "30s",
-    log_format: Annotated[str, typer.Option("--log-format", help="text (key=value) or json.")] = "text",
+    health_addr: Annotated[str, typer.Option("--health-addr", metavar="HOST:PORT", help="Where /healthz and /livez answer (empty: nowhere).")] = "127.0.0.1:10256",
+    metrics_addr: Annotated[str, typer.Option("--metrics-addr", metavar="HOST:PORT", help="Where /metrics answers (empty: nowhere).")] = "127.0.0.1:10249",
+    min_sync_period: Annotated[str, typer.Option("--min-sync-period", metavar="DURATION", help="Syncs for changes start at most this often (0: at once).")] = "1s",
+    sync_period: Annotated[str, typer.Option("--sync-period", metavar="DURATION", help="How often the kernel is read and repaired.")] = "30s",
+    log_format: Annotated[str, typer.Option("--log-format", metavar="text|json", help="key=value pairs, or one JSON object per line.")] = "text",
 ) -> None:
-    """Node agent: keep the rules in step with SOURCE until SIGTERM or SIGINT, then exit 0 and
-    leave the rules in place. Exit 2 invalid options, 3 no privileges."""
+    """Node agent: keep the rules in step with a manifest directory until SIGTERM or SIGINT.
+
+    Each change of the directory reaches the kernel as a transaction with only what it changed;
+    every --sync-period the kernel is read and repaired. Serves /healthz, /metrics and the
+    healthCheckNodePorts of LoadBalancer Services. On SIGTERM or SIGINT it exits and leaves the
+    rules in place. Needs root (CAP_NET_ADMIN).
+
+    \b
+    Examples:
+      svcctl run /etc/svcctl/manifests --config /etc/svcctl/config.yaml
+      svcctl run manifests/ --node-name node-1 --min-sync-period 0 --log-format json
+    Exit status: 0 after SIGTERM or SIGINT, 2 invalid options, 3 the kernel is out of reach (no
+    privileges).
+    """
     try:
         min_period, period = parse_duration(min_sync_period), parse_duration(sync_period)
         addresses = [split_address(a) if a else None for a in (health_addr, metrics_addr)]

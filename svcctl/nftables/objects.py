@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from ..plan.model import MasqueradeScope
+from ..plan.model import LOOPBACK, MasqueradeScope
 from .frame import ADDR, REJECT_CHAIN, SetSpec
 
 
@@ -33,7 +33,7 @@ class Family(StrEnum):
 
     @property
     def loopback(self) -> str:
-        return "127.0.0.0/8" if self is Family.IP else "::1"
+        return LOOPBACK[self.version]
 
     def endpoint(self, address: str, port: int) -> str:
         """A DNAT target: ``10.0.0.1:80`` or ``[fd00::1]:80``."""

@@ -13,7 +13,7 @@ from typing import Iterable, NamedTuple
 import jinja2
 
 from .frame import C, MARKER_PREFIX, MASQUERADE_MARK, TABLE_COMMENT, S
-from .objects import Ruleset, Table
+from .objects import Family, Ruleset, Table
 from .transaction import LoadTable, Operation
 
 # docs/kernel-notes.md: one `add element` with tens of thousands of elements fails with ENOBUFS;
@@ -107,6 +107,14 @@ def render(operations: Iterable[Operation], header: bool = False) -> str:
     """Operations as one nft script: one atomic transaction when loaded with ``nft -f``."""
     template = _environment().get_template("transaction.nft.j2")
     return template.render(operations=tuple(operations), header=header)
+
+
+def render_probe_table(table: str, family: Family, source: str, destination: str, protocol: str, port: int) -> str:
+    """``svcctl trace --kernel``'s table: tracing on for the probe packets, before any other
+    chain sees them (templates/nftables/probe.nft.j2)."""
+    return _environment().get_template("probe.nft.j2").render(
+        table=table, family=family.value, source=source, destination=destination, protocol=protocol, port=port
+    )
 
 
 def render_ruleset(ruleset: Ruleset) -> str:

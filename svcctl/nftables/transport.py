@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ..backends import ApplyResult
 from ..conntrack import forget_udp_flows
-from ..kernel import Refused, in_throwaway_netns, locked
+from ..kernel import KernelError, Refused, in_throwaway_netns, locked
 from .decide import transaction
 from .changes import diff_text
 from .live import foreign, owned_tables, present_tables, read_live
@@ -119,6 +119,17 @@ def diff(ruleset: Ruleset, live: Listing, raw: bool = False) -> str:
     compiled): per Service port, then the rules without per-port hashes; with ``raw`` the plain
     unified diff of the two listings. "" when there is nothing to change."""
     return diff_text(live_listings(ruleset, live.texts()), planned_listings(ruleset), raw)
+
+
+def live_rules(table: str) -> str:
+    """nft text of svcctl's live tables of this name, as the kernel lists them (it loads as it
+    is, affinity state included). Reads only. Raises KernelError when none is live."""
+    nft = privileged()
+    ours = owned_tables(nft)
+    text = "".join(nft.listing(f"list table {f.value} {table}") for f in Family if (f.value, table) in ours)
+    if not text:
+        raise KernelError(f"no svcctl table named {table} is live here: apply the rules first, or leave out --live")
+    return text
 
 
 def delete(table: str) -> tuple[list[str], list[str]]:

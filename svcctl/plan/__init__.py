@@ -25,6 +25,7 @@ from .model import (
     ExternalRoute,
     FamilyPlan,
     FamilySettings,
+    Frontend,
     MasqueradeScope,
     NodePort,
     Pick,
@@ -36,8 +37,8 @@ from .model import (
 )
 
 __all__ = [
-    "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "FamilySettings", "MasqueradeScope",
-    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "ServicePlan", "Target", "plan", "port_plan", "service_plan", "family_settings",
+    "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "FamilySettings", "Frontend", "MasqueradeScope",
+    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "ServicePlan", "Target", "family_settings", "plan", "port_plan", "port_ref", "service_plan",
 ]
 
 VERSIONS = (4, 6)
@@ -51,6 +52,8 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     """One Service port's part of one family's rules. ``svc`` has a cluster IP of this family."""
     ref = port_ref(svc, port)
     cluster_ip = of_family(svc.cluster_ips, version)[0]
+    kinds = {ip: Frontend.LOAD_BALANCER_IP for ip in of_family(svc.load_balancer_ips, version)}
+    kinds.update((ip, Frontend.EXTERNAL_IP) for ip in of_family(svc.external_ips, version))  # an address both: its externalIP
     external_ips = of_family(svc.external_ips, version) + of_family(svc.load_balancer_ips, version)
     number = node_port(svc, port.node_port)
     has_external = bool(external_ips or number)
@@ -94,6 +97,7 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
 
     return PortPlan(
         port=ref,
+        frontends=((key, Frontend.CLUSTER_IP), *((d, kinds[d.address]) for d in dict.fromkeys(external))),
         groups=tuple(g for g in (choice.cluster, choice.node_local) if g is not None),
         route=ext_route,
         service_ips=tuple(service_ips),

@@ -50,9 +50,14 @@ def choose(svc: ResolvedService, port: ResolvedPort, ref: PortRef, version: int,
     return EndpointChoice(
         usable,
         local,
-        EndpointGroup(ref, False, cascade(usable), svc.affinity_timeout) if needs_cluster else None,
-        EndpointGroup(ref, True, cascade(local), svc.affinity_timeout) if needs_local else None,
+        EndpointGroup(ref, False, cascade(usable), svc.affinity_timeout, _fallback(usable)) if needs_cluster else None,
+        EndpointGroup(ref, True, cascade(local), svc.affinity_timeout, _fallback(local)) if needs_local else None,
     )
+
+
+def _fallback(usable: tuple[Backend, ...]) -> bool:
+    """Whether these are the serving, terminating endpoints that stand in when none is ready."""
+    return not any(b.ready for b in usable)
 
 
 def hairpin(choice: EndpointChoice) -> tuple[str, ...]:

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 from typing import NamedTuple, Union
 
 from ..model import Protocol
+
+
+# NodePorts never answer on loopback addresses (kube-proxy neither): the node-port rules leave them out.
+LOOPBACK = {4: "127.0.0.0/8", 6: "::1"}
 
 
 class MasqueradeScope(StrEnum):
@@ -70,10 +75,23 @@ class EndpointGroup:
     local: bool
     picks: tuple[Pick, ...]
     affinity_timeout: int | None
+    fallback: bool = False  # no endpoint was ready: these are the serving, terminating ones
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
         return tuple(p.endpoint for p in self.picks)
+
+    def probabilities(self) -> tuple[tuple[Endpoint, Fraction], ...]:
+        """The chance that a new connection (from a client without affinity) goes to each
+        endpoint: a pick is reached when every earlier one missed, and then takes 1/modulus of
+        what reaches it (all of it without a modulus). Exact; an endpoint listed twice adds up."""
+        shares: dict[Endpoint, Fraction] = {}
+        reaching = Fraction(1)
+        for p in self.picks:
+            taken = reaching / p.modulus if p.modulus else reaching
+            shares[p.endpoint] = shares.get(p.endpoint, Fraction(0)) + taken
+            reaching -= taken
+        return tuple(shares.items())
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,15 @@ class ExternalRoute:
     pods_to: EndpointGroup | None  # for sources in the cluster CIDRs
     node_to: EndpointGroup | None  # for traffic from the node itself (marked for masquerade)
     then_to: EndpointGroup | None  # for everything else; None: dropped by the filter check
+
+
+class Frontend(StrEnum):
+    """How a connection reaches a Service port."""
+
+    CLUSTER_IP = "cluster-ip"
+    EXTERNAL_IP = "external-ip"
+    LOAD_BALANCER_IP = "load-balancer-ip"
+    NODE_PORT = "node-port"
 
 
 class Action(StrEnum):
@@ -120,6 +147,7 @@ class PortPlan:
     """Everything one Service port contributes to one IP family's rules."""
 
     port: PortRef
+    frontends: tuple[tuple[Destination, Frontend], ...]  # its ClusterIP, and the externalIPs and LB IPs it holds
     groups: tuple[EndpointGroup, ...]  # the all-endpoints group first, then the local one
     route: ExternalRoute | None
     service_ips: tuple[tuple[Destination, Target], ...]
