@@ -49,7 +49,8 @@ def _write(path: Path, i: int, endpoints: int, version: int | None = None) -> No
     new one each time)."""
     version = next(_VERSIONS) if version is None else version
     es = cluster.endpoint_slice(i, endpoints)
-    es["endpoints"][-1]["addresses"] = [f"10.{200 + version % 50}.{(i >> 8) & 255}.{i & 255}"]
+    # A new address for each version (12,800 of them before one comes back).
+    es["endpoints"][-1]["addresses"] = [f"10.{200 + version % 50}.{(version // 50) % 256}.{i & 255}"]
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [cluster.service(i), es]}))
     temporary.rename(path)  # atomic, as tools save
