@@ -141,3 +141,32 @@ def test_update_commits_leave_the_kernel_holding_the_plan(seed: int) -> None:
         return failures
 
     assert in_throwaway_netns(work) == []
+
+
+@needs_root
+def test_reload_restores_rules_edited_inside_chains() -> None:
+    """The hourly reload rewrites the rules whole: it repairs a chain flushed by hand, which the
+    resync (chain and set names, elements) cannot see."""
+
+    def work() -> tuple[str, str, str]:
+        state, planner, syncer = State(), Planner(OPTIONS), Syncer(OPTIONS, Nft())
+        rng = random.Random(7)
+        svc = service(1, rng)
+        svc["spec"]["clusterIP"], svc["spec"]["type"] = "10.96.0.11", "ClusterIP"
+        svc["spec"].pop("externalIPs", None)
+        svc["spec"].pop("externalTrafficPolicy", None)
+        svc["spec"]["ports"] = [{"name": "http", "port": 80, "targetPort": 8080}]
+        objects = [svc, pod(1, rng) | {"metadata": {"name": "p1", "labels": {"app": "a1"}}}]
+        for (version, name), plan_ in planner.update(state, state.apply([Put("f.json", json.dumps({"kind": "List", "apiVersion": "v1", "items": objects}), True)])).items():
+            syncer.update(version, name, plan_)
+        syncer.commit(verify=True)
+        chain = syncer.ruleset().tables[0].endpoint_chains[0].name
+        nft = Nft()
+        nft.run(f"flush chain ip svcctl {chain}\n")
+        flushed = nft.listing(f"list chain ip svcctl {chain}")
+        verified = syncer.commit(verify=True).summary
+        syncer.commit(reload=True)
+        return flushed, verified, nft.listing(f"list chain ip svcctl {chain}")
+
+    flushed, verified, after = in_throwaway_netns(work)
+    assert "dnat" not in flushed and verified == "no changes" and "dnat to 10.244.1.2:8080" in after
