@@ -3,7 +3,7 @@ templates/nftables), and the kernel side (transport: apply, dry-run, diff, delet
 
 from __future__ import annotations
 
-from ..backends import ApplyResult, Compiled
+from ..backends import ApplyResult, Compiled, Syncer
 from ..options import Options
 from ..plan import Plan
 from . import transport
@@ -30,6 +30,11 @@ class Nftables:
 
     def delete(self, options: Options) -> tuple[list[str], list[str]]:
         return transport.delete(options.table)
+
+    def syncer(self, options: Options) -> Syncer:
+        from .syncer import Syncer
+
+        return Syncer(options, transport.privileged())
 
 
 BACKEND = Nftables()
