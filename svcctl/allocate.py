@@ -34,7 +34,31 @@ def _hash(*parts: object) -> int:
 def allocate(inventory: Inventory, options: Options) -> dict[str, Allocation]:
     """Allocation per Service ref (namespace/name). Raises InvalidInput when a Service asks for an
     IP family the service CIDRs do not cover, or a range is full."""
-    services = sorted(inventory.services, key=lambda e: e.obj.ref)
+    result, problems = allocate_all(inventory.services, options)
+    if problems:
+        raise InvalidInput(problems)
+    return result
+
+
+def explicit(entry: Entry[Service], options: Options) -> Allocation | None:
+    """A Service's allocation when everything in it comes from its spec, else None: then it does
+    not depend on the other Services, and the others do not depend on it beyond its own values."""
+    found, problems = allocate_all([entry], options)
+    if problems:
+        return None
+    spec, alloc = entry.obj.spec, found[entry.obj.ref]
+    written = {canonical_ip(ip) for ip in spec.cluster_ips if ip != "None"}
+    if not set(alloc.cluster_ips) <= written:
+        return None
+    if any(number != port.node_port for number, port in zip(alloc.node_ports, spec.ports)):
+        return None
+    return alloc
+
+
+def allocate_all(entries: list[Entry[Service]], options: Options) -> tuple[dict[str, Allocation], list[Problem]]:
+    """Allocation per Service ref, and the problems of the Services that could not get one (those
+    get what could be allocated)."""
+    services = sorted(entries, key=lambda e: e.obj.ref)
     taken_ips = {canonical_ip(ip) for e in services for ip in e.obj.spec.cluster_ips if ip != "None"}
     taken_ports = {p.node_port for e in services for p in e.obj.spec.ports if p.node_port}
     cidrs = {IPFamily.IPV4 if n.version == 4 else IPFamily.IPV6: n for n in options.service_cidrs}
@@ -46,9 +70,7 @@ def allocate(inventory: Inventory, options: Options) -> dict[str, Allocation]:
         ips = _cluster_ips(entry, cidrs, primary, taken_ips, problems)
         ports = _node_ports(svc, options, taken_ports, entry, problems)
         result[svc.ref] = Allocation(ips, ports)
-    if problems:
-        raise InvalidInput(problems)
-    return result
+    return result, problems
 
 
 def _families(svc: Service, cidrs: dict[IPFamily, Network], primary: IPFamily) -> list[IPFamily]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .options import Options
-from .plan import Plan
+from .plan import Plan, ServicePlan
 from .problems import InvalidInput, Problem
 
 DEFAULT = "nftables"
@@ -36,8 +36,32 @@ class ApplyResult:
     warnings: tuple[str, ...]
 
 
+class Syncer(Protocol):
+    """A back end's side of ``svcctl run``: keeps the kernel in step with a plan that changes a
+    few Services at a time, sending only what they changed. Made by ``Backend.syncer``, which
+    raises KernelError when the kernel is out of reach (no privileges: exit 3)."""
+
+    def update(self, version: int, service: tuple[str, str], plan: ServicePlan | None) -> None:
+        """A Service's part of one IP family's plan (svcctl.plan.service_plan); None when it has
+        none there any more. Nothing is sent before ``commit``."""
+
+    def commit(self, verify: bool = False, reload: bool = False) -> ApplyResult:
+        """One atomic transaction with what changed since the last commit (nothing when nothing
+        did). ``verify``: read the kernel and repair what differs from the plan; ``reload``:
+        rewrite the rules whole. Raises svcctl.kernel.Refused (nothing changed) or KernelError."""
+
+    def ruleset(self) -> Any:
+        """The back end's rules for everything updated so far, as ``compile`` would make them."""
+
+    def counts(self) -> dict[str, int]:
+        """How many objects the rules hold, by the back end's own names for them."""
+
+
 class Backend(Protocol):
     name: str
+
+    def syncer(self, options: Options) -> Syncer:
+        """A syncer for ``svcctl run`` (see Syncer)."""
 
     def compile(self, plan: Plan, options: Options) -> Compiled:
         """Pure: the same plan and options give the same bytes."""

@@ -12,7 +12,7 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 from .allocate import Allocation, allocate
 from .formats import canonical_ip, ip_version
@@ -124,20 +124,29 @@ def resolve(inventory: Inventory, options: Options) -> list[ResolvedService]:
     for entry in sorted(inventory.services, key=lambda e: (e.obj.metadata.namespace, e.obj.metadata.name)):
         svc = entry.obj
         key = (svc.metadata.namespace, svc.metadata.name)
-        if key in slices:
-            source, per_port = EndpointSource.SLICES, _from_slices(svc, slices[key], options)
-        elif key in endpoints:
-            source, per_port = EndpointSource.ENDPOINTS, _from_endpoints(svc, endpoints[key], options)
-        elif svc.spec.selector:
-            # The EndpointSlice controller makes slices only for the Service's IP families, so a
-            # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
-            # no allocated IPs to tell their families: every Pod IP is kept.)
-            families = {ip_version(ip) for ip in allocations[svc.ref].cluster_ips} or {4, 6}
-            source, per_port = EndpointSource.PODS, _from_pods(svc, pods[svc.metadata.namespace], families, options)
-        else:
-            source, per_port = EndpointSource.NONE, [[] for _ in svc.spec.ports]
-        out.append(_resolved(svc, allocations[svc.ref], source, per_port))
+        out.append(resolve_service(svc, allocations[svc.ref], slices.get(key, []), endpoints.get(key), pods[key[0]], options))
     return out
+
+
+def resolve_service(
+    svc: Service, alloc: Allocation, slices: Iterable[EndpointSlice], endpoints: Endpoints | None, pods: Iterable[Pod], options: Options
+) -> ResolvedService:
+    """One Service, from what its endpoints may come from: the EndpointSlices labelled with its
+    name, the Endpoints object of its name, the Pods of its namespace (any order)."""
+    slices = list(slices)
+    if slices:
+        source, per_port = EndpointSource.SLICES, _from_slices(svc, slices, options)
+    elif endpoints is not None:
+        source, per_port = EndpointSource.ENDPOINTS, _from_endpoints(svc, endpoints, options)
+    elif svc.spec.selector:
+        # The EndpointSlice controller makes slices only for the Service's IP families, so a
+        # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
+        # no allocated IPs to tell their families: every Pod IP is kept.)
+        families = {ip_version(ip) for ip in alloc.cluster_ips} or {4, 6}
+        source, per_port = EndpointSource.PODS, _from_pods(svc, list(pods), families, options)
+    else:
+        source, per_port = EndpointSource.NONE, [[] for _ in svc.spec.ports]
+    return _resolved(svc, alloc, source, per_port)
 
 
 def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port: list[list[Backend]]) -> ResolvedService:

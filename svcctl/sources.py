@@ -61,7 +61,7 @@ def read_manifests(manifests: list[str]) -> Inputs:
         path = Path(arg)
         if path.is_dir():
             try:
-                files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+                files = sorted(p for p in path.iterdir() if is_manifest_name(p.name) and p.is_file())
             except OSError as err:
                 problems.append(Problem(f"cannot read directory: {err.strerror or err}", file=show_file(arg)))
                 continue
@@ -70,8 +70,17 @@ def read_manifests(manifests: list[str]) -> Inputs:
         else:
             files = [path]
         for file in files:
-            _add(sources, problems, show_file(str(file)), file.suffix, lambda: _read_file(str(file), budget))
+            _add(sources, problems, show_file(str(file)), file.suffix, lambda f=file: _read_file(str(f), budget))  # type: ignore[misc]
     return Inputs(sources, problems)
+
+
+def read_manifest_file(path: str) -> Source | Problem:
+    """One manifest file, read as ``read_manifests`` reads each (bounded, UTF-8 checked):
+    its source, or the problem that kept it from being read (for svcctl run's directory)."""
+    sources: list[Source] = []
+    problems: list[Problem] = []
+    _add(sources, problems, show_file(path), Path(path).suffix, lambda: _read_file(path, _Budget()))
+    return sources[0] if sources else problems[0]
 
 
 def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str | None, read: Callable[[], bytes | str]) -> None:
@@ -87,7 +96,7 @@ def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str 
     except UnicodeDecodeError as err:
         problems.append(_not_utf8(name, err))
     else:
-        sources.append(Source(name, text, _looks_like_json(suffix, text)))
+        sources.append(Source(name, text, looks_like_json(suffix, text)))
 
 
 def _read_stdin(budget: _Budget) -> bytes | str:
@@ -148,7 +157,14 @@ def _not_utf8(name: str, err: UnicodeDecodeError) -> Problem:
     return Problem(f"invalid UTF-8: byte 0x{data[err.start]:02x} (manifests are UTF-8 text)", file=name, line=line, column=column)
 
 
-def _looks_like_json(suffix: str | None, text: str) -> bool:
+def is_manifest_name(name: str) -> bool:
+    """Whether a file in a manifest directory is read: ``*.yaml``, ``*.yml``, ``*.json``, not
+    hidden. Editors' and tools' temporary files are not (``.x.yaml.swp``, ``x.yaml~``,
+    ``.#x.yaml``, ``#x.yaml#``, ``4913``, ``.x.yaml.tmp``; kubelet's ``..data``)."""
+    return not name.startswith(".") and Path(name).suffix in MANIFEST_SUFFIXES
+
+
+def looks_like_json(suffix: str | None, text: str) -> bool:
     if suffix is not None:
         return suffix == ".json"
     return text.lstrip()[:1] in ("{", "[")

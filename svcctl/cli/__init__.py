@@ -2,6 +2,6 @@
 decides exit statuses. One module per group of commands; ``app`` holds the entry point."""
 
 from .app import app, main
-from . import dns, manifests, rules, trace  # noqa: F401  (each registers its commands on ``app``)
+from . import dns, manifests, rules, run, trace  # noqa: F401  (each registers its commands on ``app``)
 
 __all__ = ["app", "main"]

@@ -3,7 +3,7 @@ templates/nftables), and the kernel side (transport: apply, dry-run, diff, delet
 
 from __future__ import annotations
 
-from ..backends import ApplyResult, Compiled
+from ..backends import ApplyResult, Compiled, Syncer
 from ..options import Options
 from ..plan import Plan
 from . import transport
@@ -32,6 +32,11 @@ class Nftables:
         gone, foreign = transport.delete(options.table)
         said = f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table} made by svcctl"
         return said, tuple(f"left table {name} alone: svcctl did not make it" for name in foreign)
+
+    def syncer(self, options: Options) -> Syncer:
+        from .syncer import Syncer
+
+        return Syncer(options, transport.privileged())
 
 
 BACKEND = Nftables()

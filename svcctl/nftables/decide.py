@@ -39,7 +39,7 @@ def _verdict_key(verdict: Verdict | None) -> tuple[str, str] | None:
     return None if verdict is None else (verdict.kind.value, verdict.chain)
 
 
-def _removal_order(name: str) -> tuple[int, str]:
+def removal_order(name: str) -> tuple[int, str]:
     # A chain can only be deleted once nothing refers to it: ext- chains jump to svc-/local- ones.
     return (0 if name.startswith(f"{EXT}-") else 1, name)
 
@@ -47,7 +47,7 @@ def _removal_order(name: str) -> tuple[int, str]:
 def _stale(t: Table, live: LiveTable) -> tuple[list[str], list[str]]:
     """Per-port chains and affinity sets that are live but no longer planned."""
     wanted = {c.name for c in t.endpoint_chains} | {e.name for e in t.external_chains}
-    chains = sorted((n for n in live.chains if per_port(n, PORT_CHAIN_KINDS) and n not in wanted), key=_removal_order)
+    chains = sorted((n for n in live.chains if per_port(n, PORT_CHAIN_KINDS) and n not in wanted), key=removal_order)
     planned_sets = {s.name for s in t.sets}
     sets = sorted(n for n in live.sets if per_port(n, (AFFINITY,)) and n not in planned_sets)
     return chains, sets
@@ -85,28 +85,30 @@ def _udp_endpoints(t: Table) -> set[Key]:
     return {el.key for s in t.static_sets if s.name == UDP_ENDPOINTS.name for el in s.elements}
 
 
-def _summary(ops: list[Operation]) -> str:
+def describe(ops: list[Operation]) -> str:
     added = sum(len(o.endpoint_chains) + len(o.external_chains) for o in ops if isinstance(o, AddObjects))
     removed = sum(isinstance(o, DeleteChain) for o in ops)
     elements = sum(len(o.elements) for o in ops if isinstance(o, (AddElements, DeleteElements)))
     return f"{added} chain(s) added, {removed} removed, {elements} element change(s)"
 
 
-def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str]) -> Transaction:
+def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str], reload: bool = False) -> Transaction:
     """What to send so that the kernel holds ``ruleset``; see the module docstring. ``frames``:
-    the planned frame marker of each table, by scope."""
+    the planned frame marker of each table, by scope. ``reload``: load tables of the same frame
+    whole in place even when intact (``svcctl run``'s periodic full sync: it also repairs rules
+    edited by hand inside chains, which the live state read here does not show)."""
     removed_udp: set[Key] = set()
     for t, lt in zip(ruleset.tables, live, strict=True):
         removed_udp |= set(lt.elements.get(UDP_ENDPOINTS.name, {})) - _udp_endpoints(t)
     removed = tuple(sorted((ip, int(port)) for ip, port in removed_udp))
     same_frame = [lt.exists and frames[t.scope] in lt.sets for t, lt in zip(ruleset.tables, live, strict=True)]
-    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains for same, lt in zip(same_frame, live, strict=True)]
+    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains and not reload for same, lt in zip(same_frame, live, strict=True)]
     if all(intact):
         per_table = [(t, table_update(t, lt)) for t, lt in zip(ruleset.tables, live, strict=True)]
         changed = [(t, ops) for t, ops in per_table if ops]
         if not changed:
             return Transaction((), "unchanged", "no changes", removed)
-        summary = "; ".join(f"{t.family.value}: {_summary(ops)}" for t, ops in changed)
+        summary = "; ".join(f"{t.family.value}: {describe(ops)}" for t, ops in changed)
         return Transaction(tuple(op for _, ops in changed for op in ops), "update", summary, removed)
     # Otherwise load everything. Tables of another frame are deleted first (a flush cannot
     # change a set's type or a hook chain's priority); tables of the same frame are reloaded in
@@ -123,7 +125,7 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str])
             head.append(DeleteTable(ref))
             replaced.append(t.scope)
         else:
-            if not whole:
+            if not whole and not reload:
                 reloaded.append(t.scope)
             chains, sets = _stale(t, lt)
             tail += [DeleteChain(ref, n) for n in chains] + [DeleteSet(ref, n) for n in sets]
@@ -135,4 +137,4 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str])
         ) if x
     )
     loads = [LoadTable(t) for t in ruleset.tables]
-    return Transaction((*head, *loads, *tail), "full", summary or "full reload", removed)
+    return Transaction((*head, *loads, *tail), "full", summary or "reloaded whole", removed)

@@ -12,8 +12,12 @@ measurements behind it are in docs/nft-layout.md; in short:
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, NamedTuple
+
 from ..formats import packed_ip
-from ..plan.model import Action, Destination, EndpointGroup, ExternalRoute, FamilyPlan, NodePort, Plan, Target
+from ..plan.model import (
+    Action, Destination, EndpointGroup, ExternalRoute, FamilyPlan, FamilySettings, NodePort, Plan, PortPlan, Target,
+)
 from . import frame
 from .frame import AFFINITY, EXT, LOCAL, SVC, SetSpec
 from .names import comment, object_name
@@ -45,7 +49,7 @@ def _key(d: Destination | NodePort) -> tuple[str, ...]:
     return (d.protocol.value.lower(), str(d.port))
 
 
-def _address_order(address: str) -> bytes:
+def address_order(address: str) -> bytes:
     return packed_ip(address)  # type: ignore[return-value]  # valid: checked by validate
 
 
@@ -84,63 +88,106 @@ class _Namer:
         return Verdict.goto(self.route(t) if isinstance(t, ExternalRoute) else self.group(t))
 
 
-def _table(fp: FamilyPlan, name: str) -> Table:
-    family = Family.of(fp.version)
-    namer = _Namer(family)
-    endpoint_chains: list[EndpointChain] = []
-    external_chains: list[ExternalChain] = []
-    affinity_sets: list[NamedSet] = []
-    for port in fp.ports:
-        ident, label = port.port.ident, port.port.label
-        affinity: dict[tuple[str, int], str] = {}
-        for g in port.groups:
-            timeout = g.affinity_timeout
-            picks = []
-            for p in g.picks:
-                aff = None
-                if timeout:
-                    aff = affinity.get(p.endpoint)
-                    if aff is None:  # one set per endpoint the port's chains refer to
-                        aff = affinity[p.endpoint] = namer.affinity(ident, *p.endpoint)
-                        affinity_sets.append(
-                            NamedSet(aff, (family.addr_type,), comment(label, f"affinity to {family.endpoint(*p.endpoint)}"), dynamic=True)
-                        )
-                picks.append(Pick(family.endpoint(*p.endpoint), p.modulus, aff))
-            what = "(local endpoints)" if g.local else ""
-            endpoint_chains.append(EndpointChain(namer.group(g), comment(label, what), g.port.protocol.value.lower(), tuple(picks), timeout))
-        r = port.route
-        if r is not None:
-            what = "(external, local endpoints)" if r.local_policy else "(external)"
-            external_chains.append(
-                ExternalChain(namer.route(r), comment(label, what), r.mark_all, namer.optional(r.pods_to), namer.optional(r.node_to), namer.optional(r.then_to))
-            )
+class PortObjects(NamedTuple):
+    """What one Service port adds to its family's table: its chains, its affinity sets and its
+    elements of the frame's sets (hairpin and UDP endpoints before they are merged with the
+    other ports')."""
 
-    hairpin = sorted({ip for p in fp.ports for ip in p.hairpin}, key=_address_order)
-    udp = sorted({e for p in fp.ports for e in p.udp_endpoints}, key=lambda e: (_address_order(e.address), e.port))
-    elements: dict[SetSpec, list[Element]] = {
-        frame.SERVICE_IPS: [Element(_key(d), namer.target(t)) for p in fp.ports for d, t in p.service_ips],
-        frame.SERVICE_NODEPORTS: [Element(_key(n), namer.target(t)) for p in fp.ports for n, t in p.node_ports],
-        frame.NO_ENDPOINT_SERVICES: [Element(_key(d), _ACTIONS[a]) for p in fp.ports for d, a in p.no_endpoint_ips],
-        frame.NO_ENDPOINT_NODEPORTS: [Element(_key(n), _ACTIONS[a]) for p in fp.ports for n, a in p.no_endpoint_node_ports],
-        frame.CLUSTER_IPS: [Element((ip,)) for ip in fp.cluster_ips],
-        frame.SERVICE_CIDRS: [Element((c,)) for c in fp.service_cidrs],
-        frame.FIREWALL_IPS: [Element(_key(d)) for p in fp.ports for d, _ in p.firewall],
-        frame.FIREWALL_ALLOW: [Element((*_key(d), r)) for p in fp.ports for d, ranges in p.firewall for r in ranges],
-        frame.HAIRPIN: [Element((ip, ip)) for ip in hairpin],
-        frame.UDP_ENDPOINTS: [Element((e.address, str(e.port))) for e in udp],
-        frame.CLUSTER_CIDRS: [Element((c,)) for c in fp.cluster_cidrs],
-        frame.NODEPORT_CIDRS: [Element((c,)) for c in fp.nodeport_cidrs],
+    endpoint_chains: tuple[EndpointChain, ...]
+    external_chains: tuple[ExternalChain, ...]
+    affinity_sets: tuple[NamedSet, ...]
+    elements: dict[SetSpec, tuple[Element, ...]]
+
+
+def port_objects(port: PortPlan, family: Family) -> PortObjects:
+    namer = _Namer(family)
+    ident, label = port.port.ident, port.port.label
+    endpoint_chains: list[EndpointChain] = []
+    affinity_sets: list[NamedSet] = []
+    affinity: dict[tuple[str, int], str] = {}
+    for g in port.groups:
+        timeout = g.affinity_timeout
+        picks = []
+        for p in g.picks:
+            aff = None
+            if timeout:
+                aff = affinity.get(p.endpoint)
+                if aff is None:  # one set per endpoint the port's chains refer to
+                    aff = affinity[p.endpoint] = namer.affinity(ident, *p.endpoint)
+                    affinity_sets.append(
+                        NamedSet(aff, (family.addr_type,), comment(label, f"affinity to {family.endpoint(*p.endpoint)}"), dynamic=True)
+                    )
+            picks.append(Pick(family.endpoint(*p.endpoint), p.modulus, aff))
+        what = "(local endpoints)" if g.local else ""
+        endpoint_chains.append(EndpointChain(namer.group(g), comment(label, what), g.port.protocol.value.lower(), tuple(picks), timeout))
+    external_chains = []
+    r = port.route
+    if r is not None:
+        what = "(external, local endpoints)" if r.local_policy else "(external)"
+        external_chains.append(
+            ExternalChain(namer.route(r), comment(label, what), r.mark_all, namer.optional(r.pods_to), namer.optional(r.node_to), namer.optional(r.then_to))
+        )
+    elements = {
+        frame.SERVICE_IPS: tuple(Element(_key(d), namer.target(t)) for d, t in port.service_ips),
+        frame.SERVICE_NODEPORTS: tuple(Element(_key(n), namer.target(t)) for n, t in port.node_ports),
+        frame.NO_ENDPOINT_SERVICES: tuple(Element(_key(d), _ACTIONS[a]) for d, a in port.no_endpoint_ips),
+        frame.NO_ENDPOINT_NODEPORTS: tuple(Element(_key(n), _ACTIONS[a]) for n, a in port.no_endpoint_node_ports),
+        frame.FIREWALL_IPS: tuple(Element(_key(d)) for d, _ in port.firewall),
+        frame.FIREWALL_ALLOW: tuple(Element((*_key(d), r)) for d, ranges in port.firewall for r in ranges),
+        frame.HAIRPIN: tuple(Element((ip, ip)) for ip in port.hairpin),
+        frame.UDP_ENDPOINTS: tuple(Element((e.address, str(e.port))) for e in port.udp_endpoints),
+    }
+    return PortObjects(tuple(endpoint_chains), tuple(external_chains), tuple(affinity_sets), elements)
+
+
+# Elements several ports may share: written once, in address order.
+_MERGED_ORDER: dict[SetSpec, Callable[[Element], Any]] = {
+    frame.HAIRPIN: lambda el: address_order(el.key[0]),
+    frame.UDP_ENDPOINTS: lambda el: (address_order(el.key[0]), int(el.key[1])),
+}
+
+
+def merged(spec: SetSpec, elements: Iterable[Element]) -> list[Element]:
+    """A frame set's elements from the ports' (in port order): shared ones once, in order."""
+    order = _MERGED_ORDER.get(spec)
+    return list(elements) if order is None else sorted(set(elements), key=order)
+
+
+# The frame sets whose elements come from the node options alone (assemble writes them).
+NODE_WIDE = (frame.SERVICE_CIDRS, frame.CLUSTER_CIDRS, frame.NODEPORT_CIDRS)
+
+
+def assemble(version: int, settings: FamilySettings, ports: Iterable[PortObjects], cluster_ips: Iterable[str], name: str) -> Table:
+    """A family's table from its ports' objects (in port order) and the cluster IPs of its
+    Services (in address order)."""
+    family = Family.of(version)
+    ports = list(ports)
+    not_per_port = {
+        frame.CLUSTER_IPS: tuple(cluster_ips),
+        frame.SERVICE_CIDRS: settings.service_cidrs,
+        frame.CLUSTER_CIDRS: settings.cluster_cidrs,
+        frame.NODEPORT_CIDRS: settings.nodeport_cidrs,
     }
     static = tuple(
-        NamedSet(s.name, family.key_type(s), s.comment, is_map=s.is_map, interval=s.interval, elements=tuple(elements[s]))
+        NamedSet(
+            s.name, family.key_type(s), s.comment, is_map=s.is_map, interval=s.interval,
+            elements=tuple(Element((x,)) for x in not_per_port[s]) if s in not_per_port else tuple(merged(s, (el for p in ports for el in p.elements[s]))),
+        )
         for s in frame.STATIC_SETS
     )
+    affinity_sets = sorted((a for p in ports for a in p.affinity_sets), key=lambda s: s.name)
     return Table(
         family=family,
         name=name,
-        masquerade=fp.masquerade,
-        nodeport_cidrs=bool(fp.nodeport_cidrs),
-        sets=(*sorted(affinity_sets, key=lambda s: s.name), *static),
-        endpoint_chains=tuple(endpoint_chains),
-        external_chains=tuple(external_chains),
+        masquerade=settings.masquerade,
+        nodeport_cidrs=bool(settings.nodeport_cidrs),
+        sets=(*affinity_sets, *static),
+        endpoint_chains=tuple(c for p in ports for c in p.endpoint_chains),
+        external_chains=tuple(e for p in ports for e in p.external_chains),
     )
+
+
+def _table(fp: FamilyPlan, name: str) -> Table:
+    family = Family.of(fp.version)
+    settings = FamilySettings(fp.masquerade, fp.cluster_cidrs, fp.nodeport_cidrs, fp.service_cidrs)
+    return assemble(fp.version, settings, (port_objects(p, family) for p in fp.ports), fp.cluster_ips, name)

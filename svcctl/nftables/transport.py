@@ -24,7 +24,7 @@ from .render import frame_name, listing, render, render_ruleset
 from .transaction import CreateTable, DeleteTable, TableRef, Transaction
 
 
-def _privileged() -> Nft:
+def privileged() -> Nft:
     """An Nft context, once a first query has shown that the kernel lets us in: without
     CAP_NET_ADMIN that query fails with the one-sentence KernelError the contract asks for."""
     nft = Nft()
@@ -91,16 +91,17 @@ def _send(nft: Nft, ruleset: Ruleset, tx: Transaction, dry_run: bool) -> None:
         raise
 
 
-def apply(ruleset: Ruleset, dry_run: bool = False) -> ApplyResult:
+def apply(ruleset: Ruleset, dry_run: bool = False, reload: bool = False) -> ApplyResult:
     """Make the kernel hold ``ruleset``, changing only what differs (svcctl.nftables.decide).
     With ``dry_run`` nothing changes: the full ruleset is loaded into a throwaway namespace
     (real proof), the actual transaction is checked by the kernel without commit, and the diff
-    is returned. Raises Refused (nothing changed) or KernelError."""
-    nft = _privileged()
+    is returned. ``reload``: load the tables whole even if intact (decide.transaction).
+    Raises Refused (nothing changed) or KernelError."""
+    nft = privileged()
     frames = _frames(ruleset)
     with locked(ruleset.tables[0].name):
         live = read_live(nft, ruleset, frames)
-        tx = transaction(ruleset, live, frames)
+        tx = transaction(ruleset, live, frames, reload)
         if dry_run:
             prove(ruleset)
             if tx:
@@ -123,7 +124,7 @@ def diff(ruleset: Ruleset, live: Listing, raw: bool = False) -> str:
 def live_rules(table: str) -> str:
     """nft text of svcctl's live tables of this name, as the kernel lists them (it loads as it
     is, affinity state included). Reads only. Raises KernelError when none is live."""
-    nft = _privileged()
+    nft = privileged()
     ours = owned_tables(nft)
     text = "".join(nft.listing(f"list table {f.value} {table}") for f in Family if (f.value, table) in ours)
     if not text:
@@ -134,7 +135,7 @@ def live_rules(table: str) -> str:
 def delete(table: str) -> tuple[list[str], list[str]]:
     """Delete svcctl's tables of this name (ip and ip6) and nothing else. Returns the tables
     deleted and those of that name left alone because svcctl did not make them."""
-    nft = _privileged()
+    nft = privileged()
     with locked(table):
         present, ours = present_tables(nft), owned_tables(nft)
         gone = [f"{f.value} {table}" for f in Family if (f.value, table) in ours]

@@ -24,6 +24,7 @@ from .model import (
     EndpointGroup,
     ExternalRoute,
     FamilyPlan,
+    FamilySettings,
     Frontend,
     MasqueradeScope,
     NodePort,
@@ -31,12 +32,13 @@ from .model import (
     Plan,
     PortPlan,
     PortRef,
+    ServicePlan,
     Target,
 )
 
 __all__ = [
-    "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "Frontend", "MasqueradeScope",
-    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "Target", "plan", "port_plan", "port_ref",
+    "Action", "Destination", "Endpoint", "EndpointGroup", "ExternalRoute", "FamilyPlan", "FamilySettings", "Frontend", "MasqueradeScope",
+    "NodePort", "Pick", "Plan", "PortPlan", "PortRef", "ServicePlan", "Target", "family_settings", "plan", "port_plan", "port_ref", "service_plan",
 ]
 
 VERSIONS = (4, 6)
@@ -108,8 +110,7 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     )
 
 
-def family_plan(services: list[ResolvedService], version: int, options: Options) -> tuple[FamilyPlan, tuple[str, ...]]:
-    claims = claim(services, version)
+def family_settings(version: int, options: Options) -> FamilySettings:
     cluster_cidrs = collapsed(options.cluster_cidrs, version)
     if options.masquerade_all:
         scope = MasqueradeScope.ALL
@@ -117,16 +118,32 @@ def family_plan(services: list[ResolvedService], version: int, options: Options)
         scope = MasqueradeScope.OUTSIDE_CLUSTER
     else:
         scope = MasqueradeScope.NONE
-    proxied = [s for s in services if s.proxied and of_family(s.cluster_ips, version)]  # headless, ExternalName: DNS only
-    ports = tuple(port_plan(svc, port, version, claims, bool(cluster_cidrs)) for svc in proxied for port in svc.ports)
-    cluster_ips = tuple(sorted({of_family(s.cluster_ips, version)[0] for s in proxied}, key=packed_ip))
+    return FamilySettings(scope, cluster_cidrs, collapsed(options.nodeport_addresses, version), collapsed(options.service_cidrs, version))
+
+
+def service_plan(svc: ResolvedService, version: int, claims: Claims, settings: FamilySettings) -> ServicePlan | None:
+    """A Service's part of one family's rules; None for a Service without a cluster IP of this
+    family, and for headless and ExternalName Services (DNS only)."""
+    ips = of_family(svc.cluster_ips, version)
+    if not (svc.proxied and ips):
+        return None
+    pods_known = bool(settings.cluster_cidrs)  # a cluster CIDR of this family tells pods from other clients
+    return ServicePlan(ips[0], tuple(port_plan(svc, port, version, claims, pods_known) for port in svc.ports))
+
+
+def family_plan(services: list[ResolvedService], version: int, options: Options) -> tuple[FamilyPlan, tuple[str, ...]]:
+    claims = claim(services, version)
+    settings = family_settings(version, options)
+    planned = [sp for svc in services if (sp := service_plan(svc, version, claims, settings)) is not None]
+    ports = tuple(p for sp in planned for p in sp.ports)
+    cluster_ips = tuple(sorted({sp.cluster_ip for sp in planned}, key=packed_ip))
     return FamilyPlan(
         version=version,
-        masquerade=scope,
-        cluster_cidrs=cluster_cidrs,
-        nodeport_cidrs=collapsed(options.nodeport_addresses, version),
+        masquerade=settings.masquerade,
+        cluster_cidrs=settings.cluster_cidrs,
+        nodeport_cidrs=settings.nodeport_cidrs,
         cluster_ips=cluster_ips,
-        service_cidrs=collapsed(options.service_cidrs, version),
+        service_cidrs=settings.service_cidrs,
         ports=ports,
     ), claims.warnings
 

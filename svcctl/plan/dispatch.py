@@ -38,27 +38,40 @@ class Claims(NamedTuple):
         return self.owners.get(key) == svc.ref
 
 
+def claimed(svc: ResolvedService, version: int) -> tuple[list[Key], list[Key]]:
+    """What a Service asks for in one family: its ClusterIP ports (claimed before any external
+    key), then its externalIP, LoadBalancer IP and NodePort keys, in port order. Nothing for a
+    Service without rules in this family."""
+    ips = of_family(svc.cluster_ips, version)
+    if not (svc.proxied and ips):
+        return [], []
+    internal: list[Key] = [Destination(ips[0], port.protocol, port.port) for port in svc.ports]
+    external_ips = of_family(svc.external_ips, version) + of_family(svc.load_balancer_ips, version)
+    external: list[Key] = []
+    for port in svc.ports:
+        external += [Destination(ip, port.protocol, port.port) for ip in external_ips]
+        number = node_port(svc, port.node_port)
+        if number:
+            external.append(NodePort(port.protocol, number))
+    return internal, external
+
+
+def taken(svc: str, key: Key, owner: str) -> str:
+    """The warning for a key Service ``svc`` asks for that Service ``owner`` holds."""
+    what = f"address {key.address}" if isinstance(key, Destination) else "NodePort"
+    return f"Service {svc}: {what} {key.protocol.value.lower()} {key.port} is already Service {owner}'s: no rule for it here"
+
+
 def claim(services: list[ResolvedService], version: int) -> Claims:
     owners: dict[Key, str] = {}
-    proxied = [(s, ips[0]) for s in services if s.proxied and (ips := of_family(s.cluster_ips, version))]
-    for svc, cluster_ip in proxied:
-        for port in svc.ports:
-            owners.setdefault(Destination(cluster_ip, port.protocol, port.port), svc.ref)
+    wanted = [(svc, claimed(svc, version)) for svc in services]
+    for svc, (internal, _) in wanted:
+        for key in internal:
+            owners.setdefault(key, svc.ref)
     warnings = []
-    for svc, _ in proxied:
-        external = of_family(svc.external_ips, version) + of_family(svc.load_balancer_ips, version)
-        for port in svc.ports:
-            number = node_port(svc, port.node_port)
-            if not (external or number):
-                continue
-            keys: list[Key] = [Destination(ip, port.protocol, port.port) for ip in external]
-            if number:
-                keys.append(NodePort(port.protocol, number))
-            for key in keys:
-                owner = owners.setdefault(key, svc.ref)
-                if owner != svc.ref:
-                    what = f"address {key.address}" if isinstance(key, Destination) else "NodePort"
-                    warnings.append(
-                        f"Service {svc.ref}: {what} {key.protocol.value.lower()} {key.port} is already Service {owner}'s: no rule for it here"
-                    )
+    for svc, (_, external) in wanted:
+        for key in external:
+            owner = owners.setdefault(key, svc.ref)
+            if owner != svc.ref:
+                warnings.append(taken(svc.ref, key, owner))
     return Claims(owners, tuple(warnings))

@@ -159,6 +159,22 @@ class PortPlan:
     udp_endpoints: tuple[Endpoint, ...]
 
 
+class FamilySettings(NamedTuple):
+    """What one family's rules take from the node options alone, the same for every Service."""
+
+    masquerade: MasqueradeScope
+    cluster_cidrs: tuple[str, ...]  # merged, in address order
+    nodeport_cidrs: tuple[str, ...]  # --nodeport-addresses of this family, merged
+    service_cidrs: tuple[str, ...]  # --service-cidr of this family, merged
+
+
+class ServicePlan(NamedTuple):
+    """One Service's part of one family's rules: its cluster IP of that family and its ports."""
+
+    cluster_ip: str
+    ports: tuple["PortPlan", ...]
+
+
 @dataclass(frozen=True)
 class FamilyPlan:
     """One IP family's rules: the Service ports' parts and the node-wide settings."""

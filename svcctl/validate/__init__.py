@@ -17,7 +17,7 @@ from ..load import Origin, RawObject
 from ..model import Endpoints, EndpointSlice, Node, Pod, Service, ServiceCIDR
 from ..options import NodePortRange
 from ..problems import InvalidInput, Problem
-from .across import check_across
+from .across import Held, check_across, held_values
 from .endpoints import check_endpoints, check_slice
 from .node import check_node
 from .pod import check_pod
@@ -26,7 +26,7 @@ from .service import check_service
 from .servicecidr import check_service_cidr
 from .typing import typed
 
-__all__ = ["Entry", "Inventory", "NodePortRange", "SERVICE_NAME_LABEL", "validate"]
+__all__ = ["Entry", "Held", "Inventory", "NodePortRange", "SERVICE_NAME_LABEL", "check_object", "held_values", "validate"]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -53,6 +53,20 @@ class Inventory:
     skipped: list[tuple[str, Origin]] = field(default_factory=list)  # "apiVersion/kind name", origin
 
 
+def check_object(
+    item: RawObject, problems: list[Problem], skipped: list[tuple[str, Origin]], node_ports: NodePortRange = NodePortRange()
+) -> Entry[Any] | None:
+    """Type-check and validate one object on its own (what the API server checks before it looks
+    at other objects): the Entry if it is valid, else None with its problems added to
+    ``problems``; an object of a kind svcctl does not use is added to ``skipped``."""
+    report = typed(item, problems, skipped)
+    if report is None:
+        return None
+    obj = report.entry.obj
+    _RULES[type(obj)](obj, report, node_ports)
+    return report.entry if report.clean else None
+
+
 def validate(raw: Iterable[RawObject], node_ports: NodePortRange = NodePortRange()) -> Inventory:
     """Type-check and validate every object. Raises InvalidInput with every problem found."""
     inventory = Inventory()
@@ -66,13 +80,9 @@ def validate(raw: Iterable[RawObject], node_ports: NodePortRange = NodePortRange
         Node: inventory.nodes,
     }
     for item in raw:
-        report = typed(item, problems, inventory.skipped)
-        if report is None:
-            continue
-        obj = report.entry.obj
-        _RULES[type(obj)](obj, report, node_ports)
-        if report.clean:
-            buckets[type(obj)].append(report.entry)
+        entry = check_object(item, problems, inventory.skipped, node_ports)
+        if entry is not None:
+            buckets[type(entry.obj)].append(entry)
     check_across(inventory, problems)
     if problems:
         raise InvalidInput(problems)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import formats
-from ..problems import Problem, show_value
+from ..model import Service
+from ..problems import Path, Problem, show_value
 from .report import Entry
 
 if TYPE_CHECKING:
@@ -28,32 +29,39 @@ def check_across(inventory: Inventory, problems: list[Problem]) -> None:
                 )
             else:
                 first[ref] = entry
-    ip_owner: dict[str, str] = {}
-    # The API server's node port allocator holds a port number for one Service, whatever the
-    # protocol; one Service may use the same number for TCP and UDP.
-    port_owner: dict[int, str] = {}
+    # One owner per cluster IP; the API server's node port allocator holds a port number for
+    # one Service, whatever the protocol (one Service may use it for TCP and UDP).
+    owner: dict[tuple[str, str | int], str] = {}
     for entry in inventory.services:
         svc = entry.obj
-        for i, ip in enumerate(svc.spec.cluster_ips):
-            if ip == "None":
-                continue
-            canonical = formats.canonical_ip(ip)
-            if canonical in ip_owner and ip_owner[canonical] != svc.ref:
-                problems.append(
-                    Problem(
-                        f"Invalid value: {show_value(ip)}: provided IP is already allocated (to Service {ip_owner[canonical]})",
-                        ("spec", "clusterIPs", i), entry.origin, svc.kind, svc.ref,
-                    )
-                )
-            ip_owner.setdefault(canonical, svc.ref)
-        for i, port in enumerate(svc.spec.ports):
-            if not port.node_port:
-                continue
-            owner = port_owner.setdefault(port.node_port, svc.ref)
-            if owner != svc.ref:
-                problems.append(
-                    Problem(
-                        f"Invalid value: {port.node_port}: provided port is already allocated (to Service {owner})",
-                        ("spec", "ports", i, "nodePort"), entry.origin, svc.kind, svc.ref,
-                    )
-                )
+        for held in held_values(svc):
+            holder = owner.setdefault(held.key, svc.ref)
+            if holder != svc.ref:
+                problems.append(Problem(held.taken_by(holder), held.path, entry.origin, svc.kind, svc.ref))
+
+
+class Held(NamedTuple):
+    """A value a Service holds that no other Service may: a cluster IP or a node port number."""
+
+    key: tuple[str, str | int]  # ("ip", canonical text) or ("nodePort", number)
+    path: Path
+    shown: str
+
+    def taken_by(self, owner: str) -> str:
+        what = "IP" if self.key[0] == "ip" else "port"
+        return f"Invalid value: {self.shown}: provided {what} is already allocated (to Service {owner})"
+
+
+def held_values(svc: Service) -> list[Held]:
+    """The cluster IPs and node ports a Service holds, each once, with the field that sets it."""
+    out: dict[tuple[str, str | int], Held] = {}
+    key: tuple[str, str | int]
+    for i, ip in enumerate(svc.spec.cluster_ips):
+        if ip != "None":
+            key = ("ip", formats.canonical_ip(ip))
+            out.setdefault(key, Held(key, ("spec", "clusterIPs", i), show_value(ip)))
+    for i, port in enumerate(svc.spec.ports):
+        if port.node_port:
+            key = ("nodePort", port.node_port)
+            out.setdefault(key, Held(key, ("spec", "ports", i, "nodePort"), str(port.node_port)))
+    return list(out.values())

@@ -1,0 +1,63 @@
+"""``svcctl run``'s metrics, in Prometheus' text format (prometheus-client, a registry of its
+own). Names follow kube-proxy's (pkg/proxy/metrics) with ``svcctl_`` for ``kubeproxy_`` where
+the meaning is the same, so its dashboards can be reused; the bucket layout of the sync
+duration histograms is kube-proxy's too (1 ms doubling up to ~16 s)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .reconcile import SyncReport
+
+BUCKETS = tuple(0.001 * 2**k for k in range(15))
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.sync_duration = Histogram(
+            "svcctl_sync_proxy_rules_duration_seconds", "How long a sync took: inventory, plan and commit to the kernel.",
+            ["kind"], buckets=BUCKETS, registry=r,
+        )
+        self.last_sync = Gauge(
+            "svcctl_sync_proxy_rules_last_timestamp_seconds", "When the last sync that succeeded ended (Unix time).", registry=r
+        )
+        self.last_queued = Gauge(
+            "svcctl_sync_proxy_rules_last_queued_timestamp_seconds", "When the source last reported a change (Unix time).", registry=r
+        )
+        self.changes = Counter("svcctl_source_changes", "Changes the source reported (files added, changed or removed).", registry=r)
+        self.services = Gauge("svcctl_services", "Services with rules on this node (accepted, resolved).", registry=r)
+        self.endpoints = Gauge("svcctl_endpoints", "Endpoints of those Services, over all their ports.", registry=r)
+        self.rules = Gauge(
+            "svcctl_rules", "Objects in svcctl's kernel rules, by the back end's names (nftables: chains, elements).", ["kind"], registry=r
+        )
+        self.invalid = Gauge("svcctl_input_problems", "Problems in the input now (objects left out or kept at their last good version).", registry=r)
+        self.invalid_total = Counter("svcctl_invalid_inputs", "Problems found in the input, each counted when it appears.", registry=r)
+        self.kernel_errors = Counter(
+            "svcctl_kernel_errors", "Syncs the kernel refused or that could not reach it (retried with backoff).", registry=r
+        )
+        self.healthz = Counter("svcctl_proxy_healthz", "/healthz answers, by HTTP status code.", ["code"], registry=r)
+        self.health_check_services = Gauge(
+            "svcctl_health_check_node_ports", "healthCheckNodePort servers open (LoadBalancer Services with externalTrafficPolicy Local).",
+            registry=r,
+        )
+
+    def synced(self, report: SyncReport, now: float) -> None:
+        """Record one sync; ``now`` is Unix time."""
+        self.sync_duration.labels(report.kind.label).observe(report.seconds)
+        if report.result is not None:
+            self.last_sync.set(now)
+        else:
+            self.kernel_errors.inc()
+        self.invalid.set(report.problems)
+        self.invalid_total.inc(len(report.new_problems))
+        self.services.set(report.totals.get("services", 0))
+        self.endpoints.set(report.totals.get("endpoints", 0))
+        for kind, value in report.totals.items():
+            if kind not in ("services", "endpoints"):
+                self.rules.labels(kind).set(value)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,187 @@
+"""Where ``svcctl run`` learns what the cluster holds: a source, a stream of changes.
+
+A source yields events, in order:
+
+- ``Put(origin, text, is_json)``: what ``origin`` holds is now ``text`` (added or changed).
+  An origin is the unit a source reports: for a manifest directory one file (one or many
+  objects); for the Kubernetes API (the next source) one object, as JSON. ``error`` instead of
+  text: the origin exists but cannot be read now.
+- ``Gone(origin)``: ``origin`` is gone, and every object it held.
+- ``Synced()``: every origin that existed when the source started has been reported. The agent
+  makes its first sync after it, so that it never removes the rules of Services it has not read
+  yet (an informer's HasSynced).
+
+Only the latest event of an origin matters: the agent may skip older ones it has not handled
+yet. A source never fails for bad content; it may report the same content twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, NamedTuple, Protocol, Union
+
+import watchfiles
+
+from ..problems import Problem
+from ..sources import is_manifest_name, read_manifest_file
+
+
+class Put(NamedTuple):
+    origin: str
+    text: str
+    is_json: bool
+    error: str = ""  # the origin cannot be read: why (text is then "")
+
+
+class Gone(NamedTuple):
+    origin: str
+
+
+class Synced(NamedTuple):
+    pass
+
+
+Event = Union[Put, Gone, Synced]
+
+
+class Source(Protocol):
+    def events(self) -> AsyncIterator[Event]:
+        """The changes, forever (until the task reading them is cancelled or ``stop`` is called)."""
+
+    def stop(self) -> None:
+        """End ``events`` soon (within ~ one step of the watcher)."""
+
+
+class _Seen(NamedTuple):
+    """A file when last read: its stat (modification time, size, inode) and its text."""
+
+    stat: tuple[int, int, int]
+    text: str
+
+
+# watchfiles hands over a batch once no event came for a step, or this long after its first one
+# (under constant churn, changes still go out every 50 ms).
+_BATCH_MS = 50
+
+
+@dataclass
+class DirectorySource:
+    """The manifest files of one directory (``*.yaml``, ``*.yml``, ``*.json``, not hidden; not
+    its subdirectories), watched with inotify through watchfiles.
+
+    - Editors' temporary files are not manifests (svcctl.sources.is_manifest_name); a rename
+      onto a manifest name (how editors and ``kubectl``-like tools save atomically) is a change
+      of that name; a file that does not parse yet (a partial write) is reported as it is: the
+      agent keeps its last good content until the next write completes it.
+    - Events are hints: on each one the file is read again, and reported if its text changed
+      (a burst of writes in one batch costs one read).
+    - Every ``rescan`` seconds (and whenever a name kubelet uses for atomic ConfigMap updates,
+      ``..data``, changes) every file is looked at again: nothing missed stays missed.
+
+    ``step_ms``: watchfiles gathers the events of a burst until none came for about one step, so
+    a change is seen ~2 steps after it happened (measured in bench/agent.py).
+    """
+
+    path: Path
+    rescan: float = 30.0
+    step_ms: int = 5
+
+    def __post_init__(self) -> None:
+        self._seen: dict[str, _Seen] = {}
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def events(self) -> AsyncIterator[Event]:
+        watch = watchfiles.awatch(
+            self.path,
+            watch_filter=None,  # every name: the filtering is is_manifest_name's, and ..data's
+            debounce=_BATCH_MS,
+            step=self.step_ms,
+            stop_event=self._stop,
+            rust_timeout=int(self.rescan * 1000),
+            yield_on_timeout=True,  # an empty batch when nothing happened: time to rescan
+            recursive=False,
+        )
+        batches: asyncio.Queue[set[tuple[watchfiles.Change, str]] | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for changes in watch:
+                    batches.put_nowait(changes)
+            finally:
+                batches.put_nowait(None)  # stopped (or failed)
+
+        # awatch sets up inotify in the first step of its task: before the listing, so that
+        # nothing written meanwhile is missed.
+        pumping = asyncio.create_task(pump())
+        await asyncio.sleep(0)
+        try:
+            for event in self.look_again():
+                yield event
+            yield Synced()
+            last_scan = time.monotonic()
+            while True:
+                changes = await batches.get()
+                if changes is None:
+                    await pumping  # raises the watcher's error, if it failed
+                    return
+                if not changes or any(Path(p).name.startswith("..") for _, p in changes) or time.monotonic() - last_scan >= self.rescan:
+                    last_scan = time.monotonic()
+                    for event in self.look_again():
+                        yield event
+                    continue
+                for name in sorted({Path(p).name for _, p in changes}):
+                    found = self._look(name, read=True)
+                    if found is not None:
+                        yield found
+        finally:
+            pumping.cancel()
+
+    def look_again(self) -> list[Event]:
+        """Every manifest that changed, appeared or went since last seen."""
+        try:
+            names = {n for n in os.listdir(self.path) if is_manifest_name(n)}
+        except OSError:
+            # The directory is gone or unreadable (unmounted, being replaced): nothing is known,
+            # so nothing is reported gone; the next look finds it again. (An empty directory
+            # is another matter: every Service in it is gone.)
+            return []
+        events = []
+        for name in sorted(names | set(self._seen)):
+            event = self._look(name, read=False)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _look(self, name: str, read: bool) -> Event | None:
+        """An event if the file changed since last seen. ``read``: read it even if it looks the
+        same (the modification time has the kernel's timer granularity: two writes of the same
+        size within one tick look alike); else only when its stat differs."""
+        if not is_manifest_name(name):
+            return None
+        path = self.path / name
+        origin = str(path)
+        try:
+            st = path.stat()
+        except OSError:
+            st = None
+        if st is None or not path.is_file():
+            return Gone(origin) if self._seen.pop(name, None) is not None else None
+        stat = (st.st_mtime_ns, st.st_size, st.st_ino)
+        before = self._seen.get(name)
+        if before is not None and before.stat == stat and not read:
+            return None
+        read = read_manifest_file(origin)
+        if isinstance(read, Problem):
+            self._seen[name] = _Seen(stat, "")
+            return Put(origin, "", False, read.message)
+        self._seen[name] = _Seen(stat, read.text)
+        if before is not None and before.text == read.text:
+            return None
+        return Put(origin, read.text, read.is_json)

@@ -1,0 +1,86 @@
+"""The manifest directory source (svcctl.agent.source.DirectorySource), on real files and inotify."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from svcctl.agent.source import DirectorySource, Event, Gone, Put, Synced
+
+
+async def _collect(source: DirectorySource, actions, settle: float = 0.3) -> list[Event]:
+    """The events while ``actions`` (a function changing files) runs after Synced."""
+    events: list[Event] = []
+
+    async def read() -> None:
+        async for event in source.events():
+            events.append(event)
+            if isinstance(event, Synced):
+                await asyncio.sleep(0.1)  # the watcher is running by now
+                actions()
+
+    task = asyncio.create_task(read())
+    await asyncio.sleep(settle + 0.2)
+    source.stop()
+    await asyncio.wait_for(task, 2)
+    return events
+
+
+def collect(source: DirectorySource, actions=lambda: None) -> list[Event]:
+    return asyncio.run(_collect(source, actions))
+
+
+def names(events: list[Event]) -> list[tuple[str, str]]:
+    return [(type(e).__name__, Path(e.origin).name if not isinstance(e, Synced) else "") for e in events]
+
+
+def test_lists_manifests_then_synced_and_skips_other_files(tmp_path: Path) -> None:
+    for name in ("b.yaml", "a.json", "c.yml", "notes.txt", ".a.yaml.swp", "a.yaml~", ".#a.yaml", "#a.yaml#", "4913"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "sub.yaml").mkdir()
+    events = collect(DirectorySource(tmp_path))
+    assert names(events) == [("Put", "a.json"), ("Put", "b.yaml"), ("Put", "c.yml"), ("Synced", "")]
+    assert events[0].is_json and not events[1].is_json
+
+
+def test_follows_writes_renames_and_removals(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("one")
+    (tmp_path / "gone.yaml").write_text("x")
+
+    def actions() -> None:
+        (tmp_path / "a.yaml").write_text("two")
+        (tmp_path / ".new.yaml.tmp").write_text("three")  # an atomic save: temporary name, then rename
+        os.rename(tmp_path / ".new.yaml.tmp", tmp_path / "new.yaml")
+        (tmp_path / "gone.yaml").unlink()
+        (tmp_path / "a.yaml~").write_text("backup")  # an editor's backup: nothing
+
+    events = collect(DirectorySource(tmp_path), actions)
+    after = events[events.index(Synced()) + 1 :]
+    assert sorted((type(e).__name__, Path(e.origin).name, getattr(e, "text", "")) for e in after) == [
+        ("Gone", "gone.yaml", ""), ("Put", "a.yaml", "two"), ("Put", "new.yaml", "three"),
+    ]
+
+
+def test_the_same_content_again_is_no_event_and_a_rescan_finds_what_was_missed(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("one")
+    source = DirectorySource(tmp_path)
+    collect(source)
+    (tmp_path / "a.yaml").write_text("one")  # written again, same text
+    (tmp_path / "b.yaml").write_text("new")  # while nothing watched
+    assert source.look_again() == [Put(str(tmp_path / "b.yaml"), "new", False)]
+    (tmp_path / "b.yaml").unlink()
+    assert source.look_again() == [Gone(str(tmp_path / "b.yaml"))]
+
+
+def test_a_directory_that_is_gone_reports_nothing_gone(tmp_path: Path) -> None:
+    directory = tmp_path / "manifests"
+    directory.mkdir()
+    (directory / "a.yaml").write_text("one")
+    source = DirectorySource(directory)
+    assert len(source.look_again()) == 1
+    (directory / "a.yaml").unlink()
+    directory.rmdir()
+    assert source.look_again() == []  # unmounted or being replaced: what was read stays
+    directory.mkdir()
+    assert source.look_again() == [Gone(str(directory / "a.yaml"))]  # there, and empty: gone
