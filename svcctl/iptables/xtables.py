@@ -77,11 +77,12 @@ class Xtables:
             raise KernelError(f"{name} is not installed: install iptables 1.8 or later (Debian: apt-get install iptables)")
         return name
 
-    def save(self, family: Family) -> str:
+    def save(self, family: Family, counters: bool = False) -> str:
         """Every table of the family as iptables-save prints it (no -t: for iptables-legacy,
-        naming a table would make the kernel create it). Raises KernelError."""
+        naming a table would make the kernel create it); ``counters``: each rule with its
+        packet and byte counts in front (``[7:420] -A ...``). Raises KernelError."""
         program = self.program(family, "save")
-        return _saved(program, Started([program]))
+        return _saved(program, Started([program, *(["-c"] if counters else [])]))
 
     def restore(self, family: Family, text: str, test: bool = False) -> None:
         """Load ``text`` with --noflush: each table in it is committed whole or not at all (the
