@@ -74,15 +74,16 @@ def pod(i: int, rng: random.Random) -> dict:
     }
 
 
-def full(state: State) -> str:
-    """A full compile of the objects the state accepted (less those allocation fails for)."""
+def full(state: State, name: str = "nftables", options=OPTIONS) -> str:  # type: ignore[no-untyped-def]
+    """A full compile of the objects the state accepted (less those allocation fails for), with
+    back end ``name``."""
     inventory = Inventory()
     lists = {"Service": inventory.services, "Endpoints": inventory.endpoints, "EndpointSlice": inventory.slices, "Pod": inventory.pods}
     for key, entry in sorted(state.objects.items()):
         lists[key.kind].append(entry)
     _, problems = allocate_all(inventory.services, OPTIONS)
     inventory.services = [e for e in inventory.services if e.obj.ref not in {p.ref for p in problems}]
-    return backend("nftables").compile(plan(resolve(inventory, OPTIONS), OPTIONS), OPTIONS).text
+    return backend(name).compile(plan(resolve(inventory, options), options), options).text
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -4,7 +4,7 @@ iptables-nft and iptables-legacy alike (xtables)."""
 
 from __future__ import annotations
 
-from ..backends import ApplyResult, Compiled
+from ..backends import ApplyResult, Compiled, Syncer
 from ..options import Options
 from ..plan import Plan
 from . import transport
@@ -33,6 +33,12 @@ class Iptables:
 
     def delete(self, options: Options) -> tuple[str, tuple[str, ...]]:
         return transport.delete(options.iptables_mode)
+
+    def syncer(self, options: Options) -> Syncer:
+        from .syncer import Syncer
+
+        transport.privileged()
+        return Syncer(options)
 
 
 BACKEND = Iptables()

@@ -51,10 +51,11 @@ class TableUpdate:
         return len(self.chains)
 
 
-def table_update(family: Family, table: TableName, planned: TableState, live: TableState) -> TableUpdate:
+def table_update(family: Family, table: TableName, planned: TableState, live: TableState, whole: bool = False) -> TableUpdate:
+    """``whole``: write every planned chain, also those that hold the planned rules already."""
     written = [
         name for name, lines in planned.chains.items()
-        if (have := live.chains.get(name)) is None or len(have) != len(lines) or any(saved_form(a) != b for a, b in zip(lines, have))
+        if whole or (have := live.chains.get(name)) is None or len(have) != len(lines) or any(saved_form(a) != b for a, b in zip(lines, have))
     ]
     stale = [name for name in live.chains if name not in planned.chains]
     delete_jumps, insert_jumps = [], []

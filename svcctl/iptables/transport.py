@@ -31,7 +31,7 @@ LOCK = "iptables"  # svcctl's own lock (svcctl.kernel.locked), for every iptable
 Live = dict[tuple[Family, TableName], TableState]
 
 
-def _privileged() -> None:
+def privileged() -> None:
     """Before svcctl's lock (whose file only root may open): the one sentence for a user
     without the privileges, as iptables itself would refuse."""
     if not has_net_admin():
@@ -125,29 +125,47 @@ def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
     nothing changes: the whole ruleset is loaded into a throwaway namespace, what apply would
     send is checked with iptables-restore --test, and the diff is returned. Raises
     IptablesRefused (nothing changed) or KernelError."""
-    _privileged()
+    privileged()
     with locked(LOCK):
         xt, saved = Saves(plan.mode).choose()
         live = _live(saved)
-        updates = [table_update(f, t, state, live[(f, t)]) for (f, t), state in plan.tables.items()]
-        changed = [u for u in updates if u]
-        fresh = not any(s.chains or s.jumps for s in live.values())
-        said = summary(updates, fresh) + (f" ({xt.flavour})" if fresh else "")
-        if dry_run:
-            _prove(xt, plan)
-            # --test on the live tables; not on a table that does not exist yet: iptables-legacy
-            # would create it to test against (the throwaway namespace has proven those).
-            for u in (u for u in changed if u.table in present(saved[u.family])):
-                text = render([u])
-                try:
-                    xt.restore(u.family, text, test=True)
-                except RestoreFailed as err:
-                    raise IptablesRefused(describe(str(err), text, f"{u.family.value} {u.table.value}", plan.owners, False), text) from None
-            return ApplyResult(bool(changed), said, _diff(live, plan), (), ())
-        _commit(xt, changed, live, plan.owners)
-        gone = {e for (_, t), s in live.items() if t is TableName.NAT for e in udp_targets(s)} - plan.udp_endpoints
-        deleted, warnings = forget_udp_flows(tuple(sorted(gone)))
-        return ApplyResult(bool(changed), said, "", deleted, warnings)
+        if not dry_run:
+            return send(xt, plan, live)
+        updates, said = _decide(xt, plan, live)
+        _prove(xt, plan)
+        # --test on the live tables; not on a table that does not exist yet: iptables-legacy
+        # would create it to test against (the throwaway namespace has proven those).
+        for u in (u for u in updates if u and u.table in present(saved[u.family])):
+            text = render([u])
+            try:
+                xt.restore(u.family, text, test=True)
+            except RestoreFailed as err:
+                raise IptablesRefused(describe(str(err), text, f"{u.family.value} {u.table.value}", plan.owners, False), text) from None
+        return ApplyResult(any(updates), said, _diff(live, plan), (), ())
+
+
+def read(mode: Mode) -> tuple[Xtables, Live]:
+    """The flavour to write with and svcctl's part of its tables. Call with svcctl's lock held."""
+    xt, saved = Saves(mode).choose()
+    return xt, _live(saved)
+
+
+def _decide(xt: Xtables, plan: Planned, live: Live, whole: bool = False) -> tuple[list[TableUpdate], str]:
+    updates = [table_update(f, t, state, live[(f, t)], whole) for (f, t), state in plan.tables.items()]
+    fresh = not any(s.chains or s.jumps for s in live.values())
+    return updates, summary(updates, fresh) + (f" ({xt.flavour})" if fresh else "")
+
+
+def send(xt: Xtables, plan: Planned, live: Live, whole: bool = False) -> ApplyResult:
+    """Commit what differs between ``live`` (read from the kernel, or what the last commit left)
+    and ``plan`` (``whole``: every chain rewritten), then clear the UDP flows to endpoints gone.
+    Call with svcctl's lock held. Raises IptablesRefused (nothing changed) or KernelError."""
+    updates, said = _decide(xt, plan, live, whole)
+    changed = [u for u in updates if u]
+    _commit(xt, changed, live, plan.owners)
+    gone = {e for (_, t), s in live.items() if t is TableName.NAT for e in udp_targets(s)} - plan.udp_endpoints
+    deleted, warnings = forget_udp_flows(tuple(sorted(gone)))
+    return ApplyResult(bool(changed), said, "", deleted, warnings)
 
 
 def diff(plan: Planned, live: Saves, raw: bool = False) -> str:
@@ -158,10 +176,9 @@ def diff(plan: Planned, live: Saves, raw: bool = False) -> str:
 
 def delete(mode: Mode) -> tuple[str, tuple[str, ...]]:
     """Delete svcctl's chains and the jumps to them, and nothing else."""
-    _privileged()
+    privileged()
     with locked(LOCK):
-        xt, saved = Saves(mode).choose()
-        live = _live(saved)
+        xt, live = read(mode)
         updates = [table_update(f, t, TableState(), state) for (f, t), state in live.items()]
         changed = [u for u in updates if u]
         if not changed:
