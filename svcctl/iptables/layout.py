@@ -20,7 +20,19 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..plan.model import Action, Destination, EndpointGroup, ExternalRoute, FamilyPlan, MasqueradeScope, Plan, PortPlan, Target as PlanTarget
+from ..plan.model import (
+    LOOPBACK,
+    Action,
+    Destination,
+    EndpointGroup,
+    ExternalRoute,
+    FamilyPlan,
+    Frontend,
+    MasqueradeScope,
+    Plan,
+    PortPlan,
+    Target as PlanTarget,
+)
 from . import frame
 from .frame import EXT, FW, HOOKS, SEP, SVC, SVL, TableName
 from .names import chain_name, comment
@@ -48,6 +60,7 @@ _MARK = f"0x{frame.MASQUERADE_MARK:x}"
 MARK_SET = Target(TargetKind.MARK, f"{_MARK}/{_MARK}")
 MARK_CLEAR = Target(TargetKind.MARK, f"{_MARK}/0x0")  # --set-xmark value/0: XOR, clears the set bit
 NODEPORTS_COMMENT = "svcctl service nodeports; NOTE: this must be the last rule in this chain"
+_FRONTENDS = {Frontend.CLUSTER_IP: "cluster IP", Frontend.EXTERNAL_IP: "external IP", Frontend.LOAD_BALANCER_IP: "loadbalancer IP"}
 
 
 def layout(plan: Plan) -> Ruleset:
@@ -170,7 +183,7 @@ def _nodeport_tail(family: Family, nodeport_cidrs: tuple[str, ...]) -> tuple[Rul
     but loopback, inside --nodeport-addresses if given."""
     to_nodeports = Target.jump(frame.NODEPORTS)
     return (
-        Rule(RETURN, destination=family.loopback),
+        Rule(RETURN, destination=family.network(LOOPBACK[family.version])),
         *(Rule(to_nodeports, destination=family.network(c) if c else "", comment=NODEPORTS_COMMENT, match=AddrType(source=False))
           for c in nodeport_cidrs or ("",)),
     )
@@ -233,9 +246,9 @@ def _family(fp: FamilyPlan) -> FamilyRules:
     nat_services, nat_nodeports, filter_services, filter_nodeports, firewall = [], [], [], [], []
     firewall_chains = []
     for p, plan in zip(ports, fp.ports):
+        kinds = dict(plan.frontends)
         for d, t in plan.service_ips:
-            what = "external address" if isinstance(t, ExternalRoute) else "cluster IP"
-            nat_services.append(rule(d, p.label, what, Target.jump(p.target(t))))
+            nat_services.append(rule(d, p.label, _FRONTENDS[kinds[d]], Target.jump(p.target(t))))
         for n, t in plan.node_ports:
             nat_nodeports.append(Rule(Target.jump(p.target(t)), protocol=p.proto, comment=comment(p.label), dport=n.port))
         for d, a in plan.no_endpoint_ips:

@@ -33,12 +33,12 @@ class Family(StrEnum):
         return "ip" if self is Family.IPV4 else "ip6"
 
     @property
-    def host_bits(self) -> int:
-        return 32 if self is Family.IPV4 else 128
+    def version(self) -> int:
+        return 4 if self is Family.IPV4 else 6
 
     @property
-    def loopback(self) -> str:
-        return "127.0.0.0/8" if self is Family.IPV4 else "::1/128"
+    def host_bits(self) -> int:
+        return 32 if self is Family.IPV4 else 128
 
     @property
     def recent_mask(self) -> str:
