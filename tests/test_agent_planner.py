@@ -86,22 +86,26 @@ def full(state: State, name: str = "nftables", options=OPTIONS) -> str:  # type:
     return backend(name).compile(plan(resolve(inventory, options), options), options).text
 
 
+def random_events(rng: random.Random) -> list[Put | Gone]:
+    """One to three files written (a Service, a slice or a Pod) or removed."""
+    events: list[Put | Gone] = []
+    for _ in range(rng.randrange(1, 4)):
+        origin = f"f{rng.randrange(10)}.json"
+        if rng.random() < 0.15:
+            events.append(Gone(origin))
+        else:
+            maker = rng.choice([service, endpoint_slice, pod])
+            events.append(Put(origin, json.dumps(maker(rng.randrange(8), rng)), True))
+    return events
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_incremental_equals_full_compile(seed: int) -> None:
     rng = random.Random(seed)
     state, planner, syncer = State(), Planner(OPTIONS), Syncer(OPTIONS, None)
-    makers = [service, endpoint_slice, pod]
     conflicts = 0
     for step in range(40):
-        events = []
-        for _ in range(rng.randrange(1, 4)):
-            origin = f"f{rng.randrange(10)}.json"
-            if rng.random() < 0.15:
-                events.append(Gone(origin))
-            else:
-                maker = rng.choice(makers)
-                events.append(Put(origin, json.dumps(maker(rng.randrange(8), rng)), True))
-        changes = state.apply(events)
+        changes = state.apply(random_events(rng))
         for (version, name), ports in planner.update(state, changes).items():
             syncer.update(version, name, ports)
         assert render_ruleset(syncer.ruleset()) == full(state), f"step {step}"

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from functools import lru_cache
-from pathlib import Path
 
 import pytest
-import yaml
 
+import test_golden as nftables_goldens
 from golden_check import check
 from svcctl.backends import Compiled
 from svcctl.iptables.decide import table_update
@@ -31,27 +29,14 @@ from svcctl.iptables.objects import Family
 from svcctl.iptables.state import listing, parse_save
 from svcctl.iptables.xtables import Xtables
 from svcctl.kernel import in_throwaway_netns
-from svcctl.options import IptablesMode, build_options
-from svcctl.pipeline import compile_rules
-from svcctl.sources import read_config, read_manifests
+from svcctl.options import IptablesMode
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
+GOLDEN, CASES = nftables_goldens.GOLDEN, nftables_goldens.CASES
 FLAVOURS = (IptablesMode.NFT, IptablesMode.LEGACY)
 
 
-def _manifest(case: Path) -> Path:
-    (found,) = [p for p in (case / "manifest.yaml", case / "manifest.json") if p.exists()]
-    return found
-
-
-@lru_cache(maxsize=None)
 def _compile(name: str) -> Compiled:
-    case = GOLDEN / name
-    options_file = case / "options.yaml"
-    assert "node-name" in (yaml.safe_load(options_file.read_text()) or {}), f"{name}: options.yaml must set node-name"
-    options = build_options({}, read_config(str(options_file)))
-    return compile_rules(read_manifests([str(_manifest(case))]), options, "iptables")[2]
+    return nftables_goldens._compile(name, "iptables")
 
 
 def by_family(text: str) -> dict[Family, str]:

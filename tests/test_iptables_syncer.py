@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from svcctl.agent.planner import Planner
-from svcctl.agent.source import Gone, Put
+from svcctl.agent.source import Put
 from svcctl.agent.state import State
 from svcctl.iptables.decide import table_update
 from svcctl.iptables.objects import Family
@@ -23,21 +23,14 @@ from svcctl.iptables.transport import read
 from svcctl.iptables.xtables import Xtables
 from svcctl.kernel import in_throwaway_netns
 from svcctl.options import IptablesMode, build_options
-from test_agent_planner import endpoint_slice, full, pod, service
+from test_agent_planner import full, pod, random_events, service
 
 OPTIONS = build_options({"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16", "fd00:244::/48"], "backend": "iptables"})
 
 
 def steps(rng: random.Random, state: State, planner: Planner, syncer: Syncer) -> None:
     """One random change of the manifests, given to the syncer."""
-    events = []
-    for _ in range(rng.randrange(1, 4)):
-        origin = f"f{rng.randrange(10)}.json"
-        if rng.random() < 0.15:
-            events.append(Gone(origin))
-        else:
-            events.append(Put(origin, json.dumps(rng.choice([service, endpoint_slice, pod])(rng.randrange(8), rng)), True))
-    for (version, name), ports in planner.update(state, state.apply(events)).items():
+    for (version, name), ports in planner.update(state, state.apply(random_events(rng))).items():
         syncer.update(version, name, ports)
 
 

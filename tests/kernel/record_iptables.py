@@ -19,18 +19,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT))
+from record import EXAMPLE, HERE, NODE, SVCCTL
 
-from svcctl.kernel import in_throwaway_netns  # noqa: E402
-
-SVCCTL = str(Path(sys.executable).parent / "svcctl")
-EXAMPLE = str(ROOT / "examples" / "web.yaml")
-NODE = ["--node-name", "node-1", "--cluster-cidr", "10.244.0.0/16"]
+from svcctl.kernel import in_throwaway_netns
 FLAVOURS = ("nft", "legacy")
 FAMILIES = ("iptables", "ip6tables")
 
