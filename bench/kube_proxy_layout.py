@@ -90,7 +90,7 @@ def _family(fp: FamilyPlan) -> str:
             if r.pods_to is not None:
                 body.append(f"{f} saddr @cluster-cidrs goto {group(r.pods_to)}")
             if r.node_to is not None:
-                body.append(f"fib saddr type local jump mark-for-masquerade")
+                body.append("fib saddr type local jump mark-for-masquerade")
                 body.append(f"fib saddr type local goto {group(r.node_to)}")
             if r.then_to is not None:
                 body.append(f"goto {group(r.then_to)}")

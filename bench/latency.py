@@ -164,7 +164,7 @@ def main() -> None:
             rc = f"{c / base['cascade']:.2f}" if base else "-"
             print(f"{n:>10} {s:>10.1f} {rs:>7} {c:>10.1f} {rc:>7}")
 
-        print(f"\n2. the fixed cost of a new connection: median connect() in us")
+        print("\n2. the fixed cost of a new connection: median connect() in us")
         fixed = {
             "direct to the backend (no rules)": ("", endpoint(0)),
             "direct, conntrack loaded": (CONNTRACK_ONLY, endpoint(0)),
