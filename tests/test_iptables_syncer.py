@@ -95,3 +95,14 @@ def test_verify_repairs_and_reload_rewrites() -> None:
     assert unchanged == "no changes"
     assert verified == "ip: 1 chain(s) written, 0 removed"
     assert reloaded.startswith("ip: ") and "ip6: " in reloaded
+
+
+def test_reconfigure_takes_the_new_settings() -> None:
+    rng = random.Random(1)
+    state, planner, syncer = State(), Planner(OPTIONS), Syncer(OPTIONS)
+    for _ in range(5):
+        steps(rng, state, planner, syncer)
+    wider = build_options({"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16", "fd00:244::/48"], "backend": "iptables",
+                           "service-cidr": ["10.96.0.0/12", "10.100.0.0/16"]})
+    syncer.reconfigure(wider)
+    assert "-A SVCCTL-CLUSTER-IPS -d 10.100.0.0/16 -j SVCCTL-SERVICE-CIDRS" in render_ruleset(syncer.ruleset())

@@ -42,6 +42,12 @@ class Syncer:
         self._committed: dict[tuple[Family, TableName], TableState] | None = None  # None: unknown, read the kernel
         self._counts = {"chains": 0, "rules": 0}
 
+    def reconfigure(self, options: Options) -> None:
+        """New node settings (cluster objects changed them): the frame's chains change with
+        them; the next commit compares with the kernel."""
+        self._settings = {v: family_settings(v, options) for v in VERSIONS}
+        self._committed = None
+
     def update(self, version: int, service: Name, plan: ServicePlan | None) -> None:
         if plan is None:
             self._services[version].pop(service, None)

@@ -126,10 +126,20 @@ class Saves:
         nft if kubelet's hint chains are in iptables-nft's tables, legacy if they are in
         iptables-legacy's, else nft. svcctl's chains in both: KernelError."""
         saved: dict[Mode, dict[Family, str]] = {}
+        failed: dict[Mode, KernelError] = {}
         for (mode, family), (program, started) in self._started.items():
-            saved.setdefault(mode, {})[family] = _saved(program, started)
-        if self.requested is not Mode.AUTO:
+            try:
+                saved.setdefault(mode, {})[family] = _saved(program, started)
+            except KernelError as err:
+                failed.setdefault(mode, err)
+        if self.requested is not Mode.AUTO or str(next(iter(failed.values()), "")) == NEEDS_ROOT:
+            if failed:
+                raise next(iter(failed.values()))
             return Xtables(self.requested), saved[self.requested]
+        # auto: a flavour this kernel cannot read (no x_tables, say) is not the node's.
+        saved = {m: texts for m, texts in saved.items() if m not in failed}
+        if not saved:
+            raise next(iter(failed.values()))
         with_chains = [m for m, texts in saved.items() if any(f"\n:{PREFIX}" in text for text in texts.values())]
         if len(with_chains) > 1:
             raise KernelError(
