@@ -103,6 +103,6 @@ def test_reconfigure_takes_the_new_settings() -> None:
     for _ in range(5):
         steps(rng, state, planner, syncer)
     wider = build_options({"node-name": "node-1", "cluster-cidr": ["10.244.0.0/16", "fd00:244::/48"], "backend": "iptables",
-                           "service-cidr": ["10.96.0.0/12", "10.100.0.0/16"]})
+                           "service-cidr": ["10.100.0.0/16"]})
     syncer.reconfigure(wider)
     assert "-A SVCCTL-CLUSTER-IPS -d 10.100.0.0/16 -j SVCCTL-SERVICE-CIDRS" in render_ruleset(syncer.ruleset())
