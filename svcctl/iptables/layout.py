@@ -69,7 +69,7 @@ def layout(plan: Plan) -> Ruleset:
 
 def probability(modulus: int) -> str:
     """The cascade's 1/modulus as kube-proxy writes it; iptables keeps it as a 31-bit fraction
-    (iptables-save prints that: svcctl.iptables.live.saved_form)."""
+    (iptables-save prints that: svcctl.iptables.state.saved_form)."""
     return f"{1.0 / modulus:0.10f}"
 
 
