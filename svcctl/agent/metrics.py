@@ -39,6 +39,11 @@ class Metrics:
             "svcctl_kernel_errors", "Syncs the kernel refused or that could not reach it (retried with backoff).", registry=r
         )
         self.healthz = Counter("svcctl_proxy_healthz", "/healthz answers, by HTTP status code.", ["code"], registry=r)
+        self.api_errors = Counter(
+            "svcctl_api_errors", "Kubernetes API requests that failed, by resource and HTTP status code (or connection, timeout, "
+            "protocol); 410 is an expired resourceVersion, answered by listing again.", ["resource", "code"], registry=r,
+        )
+        self.api_lists = Counter("svcctl_api_lists", "Lists of a Kubernetes API resource (the first, and each after a 410).", ["resource"], registry=r)
         self.health_check_services = Gauge(
             "svcctl_health_check_node_ports", "healthCheckNodePort servers open (LoadBalancer Services with externalTrafficPolicy Local).",
             registry=r,
