@@ -520,3 +520,22 @@ def _compile(objects: list[dict[str, Any]]) -> str:
     text = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     _, rules_plan = plan_rules(Inputs([Source("dump.json", text, True)], []), OPTIONS)
     return backend("nftables").compile(rules_plan, OPTIONS).text
+
+
+# ---- the command line ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give a source: a DIRECTORY, --kubeconfig FILE or --in-cluster"),
+    (["--in-cluster", "--kubeconfig", "kc"], "give one source: a DIRECTORY, --kubeconfig FILE or --in-cluster (not --kubeconfig and --in-cluster)"),
+    (["--kubeconfig", "/nonexistent/kubeconfig"], "command line: --kubeconfig: Configuration file /nonexistent/kubeconfig not found"),
+])
+def test_run_needs_one_source(run_cli, args: list[str], message: str) -> None:
+    result = run_cli("run", *args)
+    assert result.code == 2 and message in result.err and "Traceback" not in result.err
+
+
+def test_run_with_a_broken_kubeconfig_exits_2(run_cli, tmp_path) -> None:
+    (tmp_path / "kc").write_text("clusters: [")
+    result = run_cli("run", "--kubeconfig", str(tmp_path / "kc"))
+    assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err

@@ -233,7 +233,6 @@ def connect(kubeconfig: str | None, in_cluster: bool, timing: Timing = Timing())
     pod's service account. Raises ConfigError."""
     from lightkube.config.client_adapter import ConnectionParams
     from lightkube.config.kubeconfig import KubeConfig
-    from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
     try:
         if in_cluster:
@@ -248,12 +247,11 @@ def connect(kubeconfig: str | None, in_cluster: bool, timing: Timing = Timing())
             config = config._replace(user=_no_user())
         params = ConnectionParams(trust_env=False).httpx_params(config)
     except KeyError as err:  # the environment of a pod (KUBERNETES_SERVICE_HOST), or a name in the file
-        where = "the pod's environment" if in_cluster else kubeconfig
+        where = "not in a pod: the environment" if in_cluster else kubeconfig
         raise ConfigError(f"{where}: {err.args[0]} is missing") from None
-    except (LightkubeConfigError, OSError, ValueError, TypeError, AttributeError) as err:
-        raise ConfigError(str(err) or type(err).__name__) from None
-    except Exception as err:  # noqa: BLE001 - YAML and msgspec errors of a broken kubeconfig
-        raise ConfigError(f"{type(err).__name__}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - lightkube's, the file system's, YAML's and msgspec's errors of a broken kubeconfig
+        first = (str(err) or type(err).__name__).splitlines()[0]
+        raise ConfigError(f"no service account here: {first}" if in_cluster else first) from None
     transport = httpx.AsyncHTTPTransport(verify=params["verify"], socket_options=_KEEPALIVE, trust_env=False)
     return httpx.AsyncClient(
         base_url=params["base_url"], auth=params["auth"], transport=transport, trust_env=False,
