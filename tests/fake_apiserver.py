@@ -369,7 +369,7 @@ class Server:
             _respond(writer, 404, status(404, "NotFound", "the server could not find the requested resource", {}))
             return True
         if request.method != "GET":
-            _respond(writer, 405, status(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource"))
+            _respond(writer, 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
             return True
         for i, (code, only) in enumerate(self.failures):
             if only in (None, resource):

@@ -152,10 +152,11 @@ class ApiError(Exception):
                 return cls(code, "", body[:200].decode("utf-8", "replace").strip())
         if not isinstance(status, dict):
             return cls(code, "", str(status)[:200])
-        details = status.get("details") if isinstance(status.get("details"), dict) else {}
-        causes = tuple(str(c.get("reason", "")) for c in details.get("causes") or () if isinstance(c, dict))
-        code = status.get("code") if isinstance(status.get("code"), int) else code
-        return cls(code, str(status.get("reason", "")), str(status.get("message", "")), causes)
+        details = status.get("details")
+        found = details.get("causes") if isinstance(details, dict) else None
+        causes = tuple(str(c.get("reason", "")) for c in found if isinstance(c, dict)) if isinstance(found, list) else ()
+        given = status.get("code")
+        return cls(given if isinstance(given, int) else code, str(status.get("reason", "")), str(status.get("message", "")), causes)
 
     @property
     def expired(self) -> bool:
