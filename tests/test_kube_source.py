@@ -17,15 +17,14 @@ import pytest
 from fake_apiserver import FakeApiServer, Selector, make_certs, read_sequence, write_kubeconfig
 from svcctl.agent.kube import ApiError, Backoff, ConfigError, KubeSource, Timing, connect, object_text, watched
 from svcctl.agent.metrics import Metrics
-from svcctl.agent.planner import Planner
 from svcctl.agent.source import Event, Gone, Put, Synced
+from svcctl.agent.reconcile import Syncing
 from svcctl.agent.state import State
-from svcctl.backends import backend
 from svcctl.load import Inputs, Source
 from svcctl.nftables.render import render_ruleset
 from svcctl.nftables.syncer import Syncer
 from svcctl.options import build_options
-from svcctl.pipeline import plan_rules
+from svcctl.pipeline import compile_rules
 
 SEQUENCES = Path(__file__).parent / "kube"
 TOKEN = "k8s-token-for-tests"
@@ -463,7 +462,7 @@ def test_rules_after_faults_equal_a_compile_of_what_the_server_holds(api, kubeco
     api.apply(*events[:3])
 
     async def test() -> State:
-        state, planner, syncer = State(OPTIONS.node_port_range), Planner(OPTIONS), Syncer(OPTIONS, None)
+        syncing = Syncing(OPTIONS, Syncer(OPTIONS, None))  # a syncer that only lays out
         mirror = Mirror(source(kubeconfig))
         await mirror.until(in_step(api), "the first objects")
         for i, event in enumerate(events[3:]):
@@ -475,14 +474,20 @@ def test_rules_after_faults_equal_a_compile_of_what_the_server_holds(api, kubeco
         bad = _service("bad", "10.96.9.9")
         bad["spec"]["ports"][0].update(nodePort=31000)  # a node port on a ClusterIP Service: svcctl refuses it
         api.apply({"type": "ADDED", "object": bad})
+        extra = {"kind": "ServiceCIDR", "apiVersion": "networking.k8s.io/v1", "metadata": {"name": "extra"}, "spec": {"cidrs": ["10.200.0.0/16"]}}
+        api.apply({"type": "ADDED", "object": extra})
         await mirror.until(in_step(api), "the sequence, through drops and 410s")
         await mirror.close()
-        for (version, name), plan in planner.update(state, state.apply(mirror.events)).items():
-            syncer.update(version, name, plan)
-        problems = [p.render() for p in state.problems()]
+        # What a sync does before its commit; the events hold cluster objects: a full plan.
+        syncing.state.apply(mirror.events)
+        for (version, name), plan in syncing._reconfigure().items():
+            syncing.syncer.update(version, name, plan)
+        problems = [p.render() for p in syncing.state.problems()]
         assert len(problems) == 1 and problems[0].startswith("api:Service/shop/bad:"), problems
-        assert render_ruleset(syncer.ruleset()) == _compile([o for r in watched(NODE) for o in _taken(api, r) if o["metadata"]["name"] != "bad"])
-        return state
+        rules = render_ruleset(syncing.syncer.ruleset())
+        assert rules == _compile([o for r in watched(NODE) for o in _taken(api, r) if o["metadata"]["name"] != "bad"])
+        assert "10.200.0.0/16" in rules  # a ServiceCIDR from the API: its unallocated addresses are dropped
+        return syncing.state
 
     state = asyncio.run(test())
     assert {k.kind for k in state.objects} == {"Service", "EndpointSlice", "ServiceCIDR", "Node"}
@@ -518,8 +523,7 @@ def _taken(api: FakeApiServer, resource: Any) -> list[dict[str, Any]]:
 
 def _compile(objects: list[dict[str, Any]]) -> str:
     text = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    _, rules_plan = plan_rules(Inputs([Source("dump.json", text, True)], []), OPTIONS)
-    return backend("nftables").compile(rules_plan, OPTIONS).text
+    return compile_rules(Inputs([Source("dump.json", text, True)], []), OPTIONS)[2].text
 
 
 # ---- the command line ---------------------------------------------------------------------
