@@ -644,7 +644,7 @@ async def _main(args: argparse.Namespace) -> None:
     listening = await asyncio.start_server(server.handle, host.strip("[]"), int(port), ssl=context)
     print(json.dumps({"port": listening.sockets[0].getsockname()[1], "ca": str(certs.ca) if certs else None}), flush=True)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=1 << 30)  # a command may carry a whole cluster
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         try:
