@@ -540,3 +540,36 @@ def test_run_with_a_broken_kubeconfig_exits_2(run_cli, tmp_path) -> None:
     (tmp_path / "kc").write_text("clusters: [")
     result = run_cli("run", "--kubeconfig", str(tmp_path / "kc"))
     assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+# ---- this node's Node: /healthz drains a node that is going away ---------------------------
+
+
+@pytest.mark.parametrize("change, eligible", [
+    ({}, True),
+    ({"metadata": {"deletionTimestamp": "2025-06-03T10:00:00Z"}}, False),
+    ({"spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "value": "1749000000", "effect": "NoSchedule"}]}}, False),
+    ({"spec": {"taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}}, True),
+])
+def test_a_node_going_away_is_not_eligible(change: dict[str, Any], eligible: bool) -> None:
+    node = next(e["object"] for e in sequence("selectors") if e["object"]["kind"] == "Node")
+    for part, fields in change.items():
+        node.setdefault(part, {}).update(fields)
+    syncing = Syncing(OPTIONS, Syncer(OPTIONS, None))
+    assert syncing.node_eligible()  # no Node known: eligible
+    other = {**node, "metadata": {**node["metadata"], "name": "node-2"}}
+    syncing.state.apply([Put("api:Node/node-2", json.dumps(other), True)])
+    assert syncing.node_eligible()  # another node's Node says nothing about this one
+    syncing.state.apply([Put("api:Node/node-1", json.dumps(node), True)])
+    assert syncing.node_eligible() is eligible
+
+
+def test_healthz_says_503_for_a_node_going_away_and_livez_does_not() -> None:
+    from svcctl.agent.health import ProxyHealth
+
+    health = ProxyHealth(60.0, lambda: 1000.0)
+    assert health.answer(node=True).status == 200
+    health.node_eligible = False
+    healthz, livez = health.answer(node=True), health.answer()
+    assert healthz.status == 503 and json.loads(healthz.body)["nodeEligible"] is False and json.loads(healthz.body)["healthy"] is False
+    assert livez.status == 200 and "nodeEligible" not in json.loads(livez.body)

@@ -31,7 +31,7 @@ from ..options import Options
 from ..plan import ServicePlan
 from .planner import Name, Planner
 from .source import Event
-from .state import State
+from .state import Key, State
 
 RELOAD_PERIOD = 3600.0
 BACKOFF_FIRST = 1.0
@@ -119,6 +119,7 @@ class SyncReport:
     warnings: tuple[str, ...] = ()  # new warnings of the plan (addresses two Services ask for)
     totals: dict[str, int] = field(default_factory=dict)
     health_checks: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # Service -> (port, local endpoints)
+    node_eligible: bool = True  # this node's Node (if known) is not going away
 
 
 class Syncing:
@@ -187,4 +188,11 @@ class Syncing:
             warnings=new_warnings,
             totals={**self.planner.totals(), **self.syncer.counts()},
             health_checks=self.planner.health_checks(),
+            node_eligible=self.node_eligible(),
         )
+
+    def node_eligible(self) -> bool:
+        """Whether load balancers may send this node new connections: not while its Node object
+        says it is going away. A node without a Node object in the input is eligible."""
+        entry = self.state.objects.get(Key("Node", "", self.options.node_name))
+        return entry is None or not entry.obj.going

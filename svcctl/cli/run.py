@@ -132,7 +132,7 @@ async def _main(agent: Agent, health_at: tuple[str, int] | None, metrics_at: tup
     def health(method: str, path: str) -> Response:
         if path not in ("/healthz", "/livez"):
             return Response(404, b"404 page not found\n", "text/plain")
-        answer = agent.health.answer()
+        answer = agent.health.answer(node=path == "/healthz")
         if path == "/healthz":
             agent.metrics.healthz.labels(str(answer.status)).inc()
         return answer

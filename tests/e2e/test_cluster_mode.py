@@ -232,3 +232,32 @@ def test_rbac_forbidden_is_one_log_line_and_a_metric_and_the_rules_stay(lab, clu
     api.do("allow", resource="endpointslices", verbs=["list", "watch"])
     until_answering(lab, WEB_IP, 80, {"pod-b"}, n=10)
     assert agent.proc.poll() is None
+
+
+def test_healthz_drains_a_node_going_away(lab, cluster):
+    """The cluster autoscaler taints the node it will remove: /healthz (what load balancers
+    probe) says 503 while the rules keep working; the taint gone, 200 again."""
+    api, start = cluster
+    a = lab.pods["pod-a"]
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}},
+            "status": {"addresses": [{"type": "InternalIP", "address": lab.node.ip4}]}}
+    api.apply(("ADDED", web_service()), ("ADDED", web_slice(web(a))), ("ADDED", node))
+    agent = start()
+    until_answering(lab, WEB_IP, 80, {"pod-a"})
+    status = _healthz_status(lab)
+    assert status == 200, agent.log()
+    tainted = {**node, "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "value": "1749000000", "effect": "NoSchedule"}]}}
+    api.apply(("MODIFIED", tainted))
+    wait_for(lambda: _healthz_status(lab) == 503, "/healthz 503")
+    assert answering(lab, WEB_IP, 80) == {"pod-a": 30}
+    api.apply(("MODIFIED", node))
+    wait_for(lambda: _healthz_status(lab) == 200, "/healthz 200 again")
+
+
+def _healthz_status(lab) -> int:
+    out = lab.exec_in("client", ["/usr/bin/python3", "-I", "-c",
+                                 "import sys, urllib.request, urllib.error\n"
+                                 f"try: print(urllib.request.urlopen('http://{HEALTH}/healthz', timeout=2).status)\n"
+                                 "except urllib.error.HTTPError as e: print(e.code)\n"
+                                 "except OSError: print(0)"], check=False)
+    return int(out.stdout.strip() or 0)
