@@ -573,3 +573,26 @@ def test_healthz_says_503_for_a_node_going_away_and_livez_does_not() -> None:
     healthz, livez = health.answer(node=True), health.answer()
     assert healthz.status == 503 and json.loads(healthz.body)["nodeEligible"] is False and json.loads(healthz.body)["healthy"] is False
     assert livez.status == 200 and "nodeEligible" not in json.loads(livez.body)
+
+
+def test_in_cluster_with_a_service_account(api, certs, tmp_path, monkeypatch) -> None:
+    """--in-cluster: the server from KUBERNETES_SERVICE_HOST and _PORT (the DaemonSet sets them to
+    the API server itself), the token, CA and namespace from the service account's directory."""
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(TOKEN)
+    (account / "ca.crt").write_bytes(certs.ca.read_bytes())
+    (account / "namespace").write_text("kube-system")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(api.port))
+    api.apply(sequence("rollout")[0])
+
+    async def test() -> None:
+        mirror = Mirror(KubeSource(connect(None, True, service_account=str(account)), NODE, None, FAST))
+        await mirror.until(in_step(api), "the Service")
+        await mirror.close()
+
+    run(test)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(ConfigError, match="KUBERNETES_SERVICE_HOST is missing"):
+        connect(None, True, service_account=str(account))

@@ -230,15 +230,19 @@ class ConfigError(Exception):
     """No usable connection settings (a missing kubeconfig, no service account): exit 2."""
 
 
-def connect(kubeconfig: str | None, in_cluster: bool, timing: Timing = Timing()) -> httpx.AsyncClient:
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def connect(kubeconfig: str | None, in_cluster: bool, timing: Timing = Timing(), service_account: str = SERVICE_ACCOUNT) -> httpx.AsyncClient:
     """An HTTP client for the API server of a kubeconfig file (its current context) or of the
-    pod's service account. Raises ConfigError."""
+    pod's service account (its token, ca.crt and namespace files in ``service_account``, the
+    server in KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT). Raises ConfigError."""
     from lightkube.config.client_adapter import ConnectionParams
     from lightkube.config.kubeconfig import KubeConfig
 
     try:
         if in_cluster:
-            config = KubeConfig.from_service_account().get()
+            config = KubeConfig.from_service_account(service_account).get()
         else:
             assert kubeconfig is not None
             config = KubeConfig.from_file(kubeconfig).get()
