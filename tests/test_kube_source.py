@@ -596,3 +596,31 @@ def test_in_cluster_with_a_service_account(api, certs, tmp_path, monkeypatch) ->
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     with pytest.raises(ConfigError, match="KUBERNETES_SERVICE_HOST is missing"):
         connect(None, True, service_account=str(account))
+
+
+# ---- network programming latency -----------------------------------------------------------
+
+
+def test_network_programming_latency_counts_from_the_slices_trigger_time() -> None:
+    """kube-proxy's svcctl_network_programming_duration_seconds: from the EndpointSlice
+    controller's last-change-trigger-time to the sync that succeeded; changes made before the
+    agent started are not counted."""
+    from svcctl.agent.reconcile import Kind, SyncReport, _triggered
+    from svcctl.backends import ApplyResult
+
+    slice_ = next(e["object"] for e in sequence("rollout") if e["object"]["kind"] == "EndpointSlice")
+    state = State()
+    state.apply([Put("api:EndpointSlice/shop/web-8xk2p", json.dumps(slice_), True)])
+    (entry,) = state.objects.values()
+    assert _triggered(entry) == 1748942062.0  # 2025-06-03T09:14:22Z
+    slice_["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"] = "2025-06-03T09:14:22.5Z"
+    state.apply([Put("api:EndpointSlice/shop/web-8xk2p", json.dumps(slice_), True)])
+    assert _triggered(next(iter(state.objects.values()))) == 1748942062.5
+    metrics = Metrics()
+    ok = ApplyResult(True, "", "", (), ())
+    metrics.synced(SyncReport(Kind.UPDATE, 0.01, 0.01, 1, 1, ok, triggered=(1748942062.5,)), 1748942064.0)
+    metrics.synced(SyncReport(Kind.UPDATE, 0.01, 0.01, 1, 1, None, triggered=(1748942062.5,)), 1748942064.0)  # failed: not counted
+    sample = metrics.registry.get_sample_value
+    assert sample("svcctl_network_programming_duration_seconds_count") == 1
+    assert sample("svcctl_network_programming_duration_seconds_bucket", {"le": "2.0"}) == 1
+    assert sample("svcctl_network_programming_duration_seconds_bucket", {"le": "1.0"}) == 0

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,19 +145,27 @@ def web_service(name="web", ip=WEB_IP, ports=(port(80),), **spec):
     return svc
 
 
-def web_slice(endpoints, name="web"):
-    return endpoint_slice(name, f"{name}-abcde", endpoints, [{"port": 8080, "protocol": "TCP"}])
+def web_slice(endpoints, name="web", triggered=None):
+    """An EndpointSlice; ``triggered`` (Unix time): its last-change-trigger-time annotation."""
+    obj = endpoint_slice(name, f"{name}-abcde", endpoints, [{"port": 8080, "protocol": "TCP"}])
+    if triggered is not None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(triggered)) + f".{int(triggered % 1 * 1e9):09d}Z"
+        obj["metadata"]["annotations"] = {"endpoints.kubernetes.io/last-change-trigger-time": stamp}
+    return obj
 
 
 def test_rules_follow_added_modified_deleted(lab, cluster):
     api, start = cluster
     a, b, c = (lab.pods[p] for p in PODS)
-    api.apply(("ADDED", web_service()), ("ADDED", web_slice(web(a))))
+    api.apply(("ADDED", web_service()), ("ADDED", web_slice(web(a), triggered=time.time() - 3600)))
     agent = start()
     until_answering(lab, WEB_IP, 80, {"pod-a"})
     assert "source=\"Kubernetes API https://127.0.0.1:" in agent.log()
-    api.apply(("MODIFIED", web_slice(web(a, b))))
+    api.apply(("MODIFIED", web_slice(web(a, b), triggered=time.time())))
     until_answering(lab, WEB_IP, 80, {"pod-a", "pod-b"})
+    # The change made while the agent runs is counted, the one from before it started is not.
+    assert "svcctl_network_programming_duration_seconds_count 1.0" in agent.metrics()
+    assert 'svcctl_network_programming_duration_seconds_bucket{le="1.0"} 1.0' in agent.metrics()
     api.apply(("MODIFIED", web_slice(web(a, ready=False, terminating=True) + web(c))))
     until_answering(lab, WEB_IP, 80, {"pod-c"})
     api.apply(("MODIFIED", web_service(type="NodePort", ports=[port(80, node_port=30080)])))
