@@ -363,16 +363,7 @@ def test_403_is_one_log_line_a_metric_and_retried(api, kubeconfig, caplog) -> No
 
 
 def test_401_without_the_right_token(api, certs, tmp_path) -> None:
-    kubeconfig = str(write_kubeconfig(tmp_path / "kc", api.url, certs.ca, token="wrong"))
-    metrics = Metrics()
-
-    async def test() -> None:
-        mirror = Mirror(source(kubeconfig, metrics))
-        await mirror.settle(0.3)
-        assert not mirror.synced and _counter(metrics, "services", "401") >= 1
-        await mirror.close()
-
-    run(test)
+    _never_synced(str(write_kubeconfig(tmp_path / "kc", api.url, certs.ca, token="wrong")), "401")
 
 
 def test_a_token_file_is_read(api, certs, tmp_path) -> None:
@@ -390,16 +381,7 @@ def test_a_token_file_is_read(api, certs, tmp_path) -> None:
 
 def test_the_servers_certificate_must_be_of_the_ca(api, tmp_path, tmp_path_factory) -> None:
     other = make_certs(tmp_path_factory.mktemp("other"))
-    kubeconfig = str(write_kubeconfig(tmp_path / "kc", api.url, other.ca, token=TOKEN))
-    metrics = Metrics()
-
-    async def test() -> None:
-        mirror = Mirror(source(kubeconfig, metrics))
-        await mirror.settle(0.3)
-        assert not mirror.synced and _counter(metrics, "services", "connection") >= 1
-        await mirror.close()
-
-    run(test)
+    _never_synced(str(write_kubeconfig(tmp_path / "kc", api.url, other.ca, token=TOKEN)), "connection")
     assert api.requests() == []
 
 
@@ -500,6 +482,19 @@ async def _watching(api: FakeApiServer, count: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{api.open_watches()} watches open, not {count}")
+
+
+def _never_synced(kubeconfig: str, code: str) -> None:
+    """A source that gets nowhere: no Synced, its failures counted under ``code``."""
+    metrics = Metrics()
+
+    async def test() -> None:
+        mirror = Mirror(source(kubeconfig, metrics))
+        await mirror.settle(0.3)
+        assert not mirror.synced and _counter(metrics, "services", code) >= 1
+        await mirror.close()
+
+    run(test)
 
 
 def _counter(metrics: Metrics, resource: str, code: str) -> float:
