@@ -401,6 +401,13 @@ def test_resources_not_served_count_as_none(api, kubeconfig) -> None:
     assert _counter(metrics, "servicecidrs", "404") >= 2
 
 
+def test_services_not_served_are_never_taken_as_none(api, kubeconfig) -> None:
+    """A 404 for Services (a wrong server address, a proxy in the way) must not sync an empty
+    cluster: that would take every rule away."""
+    api.not_served("services")
+    _never_synced(kubeconfig, "404")
+
+
 def test_bad_watch_events_are_a_protocol_error_and_resumed(api, kubeconfig) -> None:
     from svcctl.agent.kube import ProtocolError, Reflector
 

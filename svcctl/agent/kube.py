@@ -90,6 +90,7 @@ class Resource(NamedTuple):
     namespaced: bool
     label_selector: str = ""
     field_selector: str = ""
+    optional: bool = False  # an API server may not serve it (404): then there are none
 
     @property
     def path(self) -> str:
@@ -115,7 +116,7 @@ def watched(node_name: str) -> tuple[Resource, ...]:
     return (
         Resource("Service", "v1", "services", True, f"!{PROXY_NAME_LABEL}", "spec.clusterIP!=None"),
         Resource("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", True, f"!{HEADLESS_LABEL}"),
-        Resource("ServiceCIDR", "networking.k8s.io/v1", "servicecidrs", False),
+        Resource("ServiceCIDR", "networking.k8s.io/v1", "servicecidrs", False, optional=True),
         Resource("Node", "v1", "nodes", False, field_selector=f"metadata.name={node_name}"),
     )
 
@@ -361,8 +362,9 @@ class Reflector:
             if (err.expired or err.too_new) and resource_version != "":
                 self._count(err)
                 raise _Retry("") from None  # at once, from the newest: client-go's relistResourceVersion
-            if err.code == 404 and not self._has_listed:
+            if err.code == 404 and self.resource.optional and not self._has_listed:
                 # Not served here (ServiceCIDRs before Kubernetes 1.33): none there, for now.
+                # (A 404 for Services is a wrong server address: waited out, never taken as none.)
                 self._listed_once()
             await self._fail("list", err)
             raise _Retry(resource_version) from None
