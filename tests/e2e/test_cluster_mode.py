@@ -230,6 +230,7 @@ def test_rbac_forbidden_is_one_log_line_and_a_metric_and_the_rules_stay(lab, clu
     assert 'cannot list resource \\"endpointslices\\" in API group \\"discovery.k8s.io\\"' in refused[0]
 
     api.do("allow", resource="endpointslices", verbs=["list", "watch"])
+    wait_for(lambda: "msg=sync " in agent.log(), "the first sync", timeout=15)  # the retry comes within the backoff (up to 6.4 s by now)
     until_answering(lab, WEB_IP, 80, {"pod-a"}, n=10)
     # Taken away while running: the last good rules stay, and follow again once allowed.
     wait_for(lambda: api.do("watches") == 4, "four watches open")
@@ -239,6 +240,8 @@ def test_rbac_forbidden_is_one_log_line_and_a_metric_and_the_rules_stay(lab, clu
     wait_for(lambda: agent.log().count('msg="Kubernetes API request refused"') == 2, "the second refusal logged")
     assert answering(lab, WEB_IP, 80) == {"pod-a": 30}
     api.do("allow", resource="endpointslices", verbs=["list", "watch"])
+    wait_for(lambda: 'msg="Kubernetes API requests succeed again" resource=endpointslices' in agent.log().split('msg="Kubernetes API request refused"')[-1],
+             "endpointslices read again", timeout=15)
     until_answering(lab, WEB_IP, 80, {"pod-b"}, n=10)
     assert agent.proc.poll() is None
 
