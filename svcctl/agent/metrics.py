@@ -27,7 +27,7 @@ class Metrics:
         self.last_queued = Gauge(
             "svcctl_sync_proxy_rules_last_queued_timestamp_seconds", "When the source last reported a change (Unix time).", registry=r
         )
-        self.changes = Counter("svcctl_source_changes", "Changes the source reported (files added, changed or removed).", registry=r)
+        self.changes = Counter("svcctl_source_changes", "Changes the source reported (files, or API objects, added, changed or removed).", registry=r)
         self.services = Gauge("svcctl_services", "Services with rules on this node (accepted, resolved).", registry=r)
         self.endpoints = Gauge("svcctl_endpoints", "Endpoints of those Services, over all their ports.", registry=r)
         self.rules = Gauge(
