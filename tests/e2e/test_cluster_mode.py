@@ -264,6 +264,10 @@ def test_healthz_drains_a_node_going_away(lab, cluster):
     assert answering(lab, WEB_IP, 80) == {"pod-a": 30}
     api.apply(("MODIFIED", node))
     wait_for(lambda: _healthz_status(lab) == 200, "/healthz 200 again")
+    # SIGTERM: exit 0 within a second or so, watches open; the rules stay.
+    stopping = time.monotonic()
+    assert agent.close() == 0 and time.monotonic() - stopping < 2.0
+    assert answering(lab, WEB_IP, 80) == {"pod-a": 30}
 
 
 def _healthz_status(lab) -> int:
