@@ -385,6 +385,10 @@ class Server:
         except SelectorError as err:
             _respond(writer, 400, status(400, "BadRequest", str(err)))
             return True
+        version = request.query.get("resourceVersion", "")
+        if version and not version.isdigit():
+            _respond(writer, 400, status(400, "BadRequest", f'resourceVersion: Invalid value: "{version}": must be a number'))
+            return True
         if request.verb == "watch":
             await self._watch(resource, selector, request, writer, reader)
             return False
