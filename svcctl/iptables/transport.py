@@ -2,11 +2,12 @@
 
 An apply reads svcctl's part of the nat and filter tables of both families (iptables-save),
 decides per table what differs (svcctl.iptables.decide) and sends one iptables-restore
---noflush per table that changed: filter before nat, IPv4 before IPv6. Each table is committed
-whole or not at all, but the four are separate commits: when one is refused, the tables
-committed before it in the same apply are put back as they were (the same decision, with the
-state read before as the plan), so that a refused apply changes nothing. Applies are serialized
-by svcctl's lock and, against other programs, by the xtables lock (``-w``).
+--noflush per table that changed: filter before nat, IPv4 before IPv6 (iptables-nft gets many
+new or old chains in several, svcctl.iptables.decide.staged). Each table is committed whole or
+not at all, but the tables are separate commits: when one is refused, the tables committed
+before it in the same apply are put back as they were (the same decision, with the state read
+before as the plan), so that a refused apply changes nothing. Applies are serialized by svcctl's
+lock and, against other programs, by the xtables lock (``-w``).
 """
 
 from __future__ import annotations
@@ -42,18 +43,14 @@ def _live(saved: dict[Family, str]) -> Live:
     return {(f, t): state for f in Family for t, state in parse_save(saved[f]).items()}
 
 
-def _reread(xt: Xtables, family: Family) -> dict[TableName, TableState]:
-    return parse_save(xt.save(family))
-
-
 def _undo(xt: Xtables, done: list[TableUpdate], before: Live) -> bool:
     """Put the tables these updates changed back as they were; False if that failed too."""
     try:
         for family, table in dict.fromkeys((u.family, u.table) for u in reversed(done)):
-            now = _reread(xt, family)[table]
+            now = parse_save(xt.save(family))[table]
             back = table_update(family, table, before[(family, table)], now)
-            if back:
-                xt.restore(family, render([back]))
+            for part in staged(back, xt.chunk) if back else ():
+                xt.restore(family, render([part]))
     except (RestoreFailed, KernelError):
         return False
     return True

@@ -269,10 +269,9 @@ def _refusing(svc):
     iptables refuses to (a chain in use)."""
     lab = svc.lab
     if svc.flavour is None:
-        def refuse():
-            assert svc.delete().returncode == 0
-            lab.nft("table ip svcctl {\n}\n")
-        return refuse, lambda: lab.node_exec(["nft", "delete", "table", "ip", "svcctl"])
+        # In one transaction: between a delete and the new table, a sync would make its own again.
+        return (lambda: lab.nft("delete table ip svcctl\ntable ip svcctl {\n}\n"),
+                lambda: lab.node_exec(["nft", "delete", "table", "ip", "svcctl"]))
     iptables = [f"iptables-{svc.flavour}", "-t", "nat"]
 
     def refuse():
