@@ -52,7 +52,7 @@ def validate(manifests: Manifests, options: Options, verbose: Verbose = False, a
 
 
 @app.command()
-@with_options("node_name", "service_cidr", "service_node_port_range", "config")
+@with_options("node_name", "node_zone", "service_cidr", "service_node_port_range", "config")
 def show(
     manifests: Manifests,
     options: Options,
@@ -72,7 +72,7 @@ def show(
     inventory, services = read_services(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
     render = show_output.render_json if output is Format.JSON else show_output.render_table
-    sys.stdout.write(render(services, show_output.shares(plan(services, options))))
+    sys.stdout.write(render(services, show_output.chances(plan(services, options))))
 
 
 @app.command("compile")
