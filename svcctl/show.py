@@ -47,12 +47,13 @@ def _shares_text(cluster: Fraction | None, local: Fraction | None, hint: str) ->
     return f" [{', '.join(parts)}]" if parts else ""
 
 
-def _topology(b: Backend, hints: HintUse | None, used: bool) -> str:
-    """Why hints send this node's traffic to the endpoint ("zone hint", "node hint") or keep it
-    away ("hints for zone-b"); "" where they decide nothing of it."""
+def _topology(b: Backend, hints: HintUse | None, cluster: Fraction | None) -> str:
+    """Why hints send this node's cluster-wide traffic to the endpoint ("zone hint", "node
+    hint") or keep it away ("hints for zone-b"); "" where they decide nothing of it. (Traffic
+    under a Local policy goes to this node's endpoints whatever their hints.)"""
     if hints is None or hints.mode not in (Mode.ZONE, Mode.NODE) or not b.ready:
         return ""
-    if used:
+    if cluster is not None:
         return f"{hints.mode} hint"
     names = b.zone_hints if hints.mode is Mode.ZONE else b.node_hints
     return f"hints for {', '.join(names)}"
@@ -86,7 +87,7 @@ def _addresses(s: ResolvedService) -> str:
 
 def _endpoint_text(b: Backend, cluster: Fraction | None, local: Fraction | None, hints: HintUse | None) -> str:
     used = cluster is not None or local is not None
-    why = _topology(b, hints, used)
+    why = _topology(b, hints, cluster)
     if why and not used:
         return f"{_backend_text(b)} [not used: {why}]"
     return _backend_text(b) + _shares_text(cluster, local, why)
@@ -146,7 +147,7 @@ def render_json(services: list[ResolvedService], found: Chances) -> str:
             "ready": b.ready, "serving": b.serving, "terminating": b.terminating, "local": b.local,
             "probability": chance(c), "localProbability": chance(local),
             "zoneHints": list(b.zone_hints), "nodeHints": list(b.node_hints), "used": used,
-            "topology": _topology(b, hints, used) or None,
+            "topology": _topology(b, hints, c) or None,
         }
 
     def port(s: ResolvedService, p: ResolvedPort) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from enum import StrEnum
 from typing import NamedTuple, Protocol, Sequence, TypeVar
 
 from .model import ZONE_LABEL, Service
+from .validate import SERVICE_NAME_LABEL, Entry, Inventory
 from .validate.service import TOPOLOGY_HINTS_ANNOTATION, TOPOLOGY_MODE_ANNOTATION
 
-__all__ = ["ZONE_LABEL", "Categories", "Endpoint", "HintUse", "Mode", "NodeTopology", "Prefer", "auto_mode", "categorize", "controller_hints", "preference", "uses"]
+__all__ = ["ZONE_LABEL", "Categories", "Endpoint", "HintUse", "Mode", "NodeTopology", "Prefer", "auto_mode", "categorize", "controller_hints", "preference", "unemulated", "uses"]
 
 
 class NodeTopology(NamedTuple):
@@ -80,6 +81,13 @@ def auto_mode(svc: Service) -> bool:
     annotations = svc.metadata.annotations
     value = annotations.get(TOPOLOGY_MODE_ANNOTATION, annotations.get(TOPOLOGY_HINTS_ANNOTATION))
     return value in ("Auto", "auto")
+
+
+def unemulated(inventory: Inventory) -> list[Entry[Service]]:
+    """The Services in Auto mode whose endpoints svcctl makes itself (no EndpointSlice of theirs
+    in the input): in a cluster the controller may have hinted them; here they have no hints."""
+    sliced = {(e.obj.metadata.namespace, e.obj.metadata.labels.get(SERVICE_NAME_LABEL)) for e in inventory.slices}
+    return [e for e in inventory.services if auto_mode(e.obj) and (e.obj.metadata.namespace, e.obj.metadata.name) not in sliced]
 
 
 def preference(svc: Service) -> Prefer | None:

@@ -6,12 +6,16 @@ trafficDistribution, where svcctl makes the endpoints; this node's zone; ``show`
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 import pytest
 
+from conftest import resolved
+from test_resolve import dump, endpoint_slice, endpoints_object, pod, service
 from svcctl.model import Protocol, ServiceType, TrafficPolicy
-from svcctl.options import Options
+from svcctl.options import Options, build_options
+from svcctl.sources import read_config
 from svcctl.plan import Action, port_ref
 from svcctl.plan import plan as make_plan
 from svcctl.plan.endpoints import choose
@@ -266,3 +270,230 @@ def test_decision_texts() -> None:
     local = categorize(same_four(False), False, True, ZONE_A).hints
     assert local is not None and local.mode is Mode.LOCAL
     assert local.text() == "hints do not apply to this node's own endpoints (kube-proxy filters only cluster-wide traffic by them)"
+
+
+# ---- the EndpointSlice controller's hints, where svcctl makes the endpoints ------------------
+
+
+def node_object(name: str, zone: str | None) -> dict:
+    labels = {"topology.kubernetes.io/zone": zone} if zone is not None else {}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}}
+
+
+NODES = [node_object("node-a", "zone-a"), node_object("node-b", "zone-b")]
+
+
+def hints_of(write, *docs, node: str = "node-a", zone: str = "") -> tuple[ResolvedService, list[tuple]]:  # type: ignore[no-untyped-def]
+    """The Service "web" and (address, zone, zone hints, node hints) of each endpoint of its port."""
+    svc = resolved(write(dump(*docs)), options=Options(node_name=node, node_zone=zone))["default/web"]
+    return svc, [(b.address, b.zone, b.zone_hints, b.node_hints) for b in svc.ports[0].backends]
+
+
+def two_pods(**kw) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [pod("p1", ["10.3.0.1"], node="node-a", **kw), pod("p2", ["10.3.0.2"], node="node-b", **kw)]
+
+
+@pytest.mark.parametrize("distribution", ["PreferClose", "PreferSameZone"])
+def test_prefer_same_zone_hints_each_ready_pod_for_its_nodes_zone(write, distribution: str) -> None:
+    svc, found = hints_of(write, service(trafficDistribution=distribution), *two_pods(), *NODES)
+    assert found == [("10.3.0.1", "zone-a", ("zone-a",), ()), ("10.3.0.2", "zone-b", ("zone-b",), ())]
+    assert svc.node == NodeTopology("node-a", "zone-a")  # this node's zone, from its Node
+
+
+def test_prefer_same_node_hints_for_the_node_too(write) -> None:
+    _, found = hints_of(write, service(trafficDistribution="PreferSameNode"), *two_pods(), *NODES)
+    assert found == [("10.3.0.1", "zone-a", ("zone-a",), ("node-a",)), ("10.3.0.2", "zone-b", ("zone-b",), ("node-b",))]
+
+
+def test_only_ready_endpoints_are_hinted(write) -> None:
+    docs = [pod("p1", ["10.3.0.1"], node="node-a"), pod("p2", ["10.3.0.2"], node="node-b", ready=False),
+            pod("p3", ["10.3.0.3"], node="node-b", deleting=True)]
+    _, found = hints_of(write, service(trafficDistribution="PreferSameNode"), *docs, *NODES)
+    assert found == [("10.3.0.1", "zone-a", ("zone-a",), ("node-a",)), ("10.3.0.2", "zone-b", (), ()), ("10.3.0.3", "zone-b", (), ())]
+
+
+def test_a_pod_on_a_node_not_in_the_input_has_no_zone_hint(write) -> None:
+    """So one ready endpoint is without a zone hint, and kube-proxy uses none of them."""
+    svc, found = hints_of(write, service(trafficDistribution="PreferSameZone"), *two_pods(), NODES[0])
+    assert found == [("10.3.0.1", "zone-a", ("zone-a",), ()), ("10.3.0.2", "", (), ())]
+    (family, _) = make_plan([svc], Options(node_name="node-a")).families
+    (group,) = family.ports[0].groups
+    assert len(group.endpoints) == 2 and group.hints is not None and group.hints.mode is Mode.ALL
+    assert group.hints.why == "10.3.0.2:8080 has no zone hint, and they are used only when every ready endpoint has one"
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [{"service.kubernetes.io/topology-mode": "Auto"}, {"service.kubernetes.io/topology-aware-hints": "auto"}],
+)
+def test_auto_mode_is_not_emulated_and_outranks_traffic_distribution(write, annotations: dict) -> None:
+    svc_doc = service(trafficDistribution="PreferSameZone")
+    svc_doc["metadata"]["annotations"] = annotations
+    svc, found = hints_of(write, svc_doc, *two_pods(), *NODES)
+    assert [f[2:] for f in found] == [((), ()), ((), ())] and svc.node is None
+
+
+def test_another_topology_mode_leaves_traffic_distribution_in_charge(write) -> None:
+    svc_doc = service(trafficDistribution="PreferSameZone")
+    svc_doc["metadata"]["annotations"] = {"service.kubernetes.io/topology-mode": "Disabled"}
+    _, found = hints_of(write, svc_doc, *two_pods(), *NODES)
+    assert [f[2] for f in found] == [("zone-a",), ("zone-b",)]
+
+
+def test_without_traffic_distribution_nothing_is_hinted(write) -> None:
+    svc, found = hints_of(write, service(), *two_pods(), *NODES)
+    assert [f[1:] for f in found] == [("zone-a", (), ()), ("zone-b", (), ())] and svc.node is None
+
+
+def test_endpoints_of_a_service_with_a_selector_are_hinted_as_its_pods_would_be(write) -> None:
+    subsets = [{"addresses": [{"ip": "10.2.0.1", "nodeName": "node-a"}, {"ip": "10.2.0.3", "nodeName": "node-b"}],
+                "notReadyAddresses": [{"ip": "10.2.0.2", "nodeName": "node-b"}], "ports": [{"name": "http", "port": 8080}]}]
+    _, found = hints_of(write, service(trafficDistribution="PreferSameNode"), endpoints_object(subsets=subsets), *NODES)
+    assert found == [
+        ("10.2.0.1", "zone-a", ("zone-a",), ("node-a",)), ("10.2.0.2", "zone-b", (), ()), ("10.2.0.3", "zone-b", ("zone-b",), ("node-b",)),
+    ]
+
+
+def test_endpoints_of_a_service_without_a_selector_are_mirrored_without_zones_or_hints(write) -> None:
+    subsets = [{"addresses": [{"ip": "10.2.0.1", "nodeName": "node-a"}], "ports": [{"name": "http", "port": 8080}]}]
+    svc, found = hints_of(write, service(selector=False, trafficDistribution="PreferSameZone"), endpoints_object(subsets=subsets), *NODES)
+    assert found == [("10.2.0.1", "", (), ())] and svc.node is None
+
+
+def test_endpoint_slices_keep_their_hints_whatever_the_service_says(write) -> None:
+    endpoints = [
+        {"addresses": ["10.1.0.1"], "nodeName": "node-b", "zone": "zone-b", "hints": {"forZones": [{"name": "zone-a"}], "forNodes": [{"name": "node-a"}]}},
+        {"addresses": ["10.1.0.2"], "zone": "zone-b"},
+    ]
+    svc, found = hints_of(write, service(trafficDistribution="PreferSameNode"), endpoint_slice(endpoints=endpoints), *NODES)
+    assert found == [("10.1.0.1", "zone-b", ("zone-a",), ("node-a",)), ("10.1.0.2", "zone-b", (), ())]
+    svc, found = hints_of(write, service(), endpoint_slice(endpoints=endpoints[:1]))
+    assert found == [("10.1.0.1", "zone-b", ("zone-a",), ("node-a",))] and svc.node == NodeTopology("node-a", "")
+
+
+# ---- this node's zone -------------------------------------------------------------------------
+
+
+def test_this_nodes_zone_is_the_option_else_its_nodes_label(write) -> None:
+    docs = [service(trafficDistribution="PreferSameZone"), *two_pods(), *NODES]
+    assert hints_of(write, *docs)[0].node == NodeTopology("node-a", "zone-a")
+    assert hints_of(write, *docs, node="node-b")[0].node == NodeTopology("node-b", "zone-b")
+    assert hints_of(write, *docs, zone="zone-q")[0].node == NodeTopology("node-a", "zone-q")  # --node-zone wins
+    assert hints_of(write, *docs, node="node-c")[0].node == NodeTopology("node-c", "")  # no Node of that name
+
+
+@pytest.mark.parametrize("value", ["zone a", "-zone", "z" * 64, 3])
+def test_node_zone_must_be_a_label_value(value: object) -> None:
+    with pytest.raises(Exception) as err:
+        build_options({"node-zone": value})
+    assert "is not a valid zone" in str(err.value.problems[0])  # type: ignore[attr-defined]
+
+
+def test_node_zone_from_the_config_file(write) -> None:
+    assert build_options({}, read_config(write("node-zone: zone-c\n", "node.yaml"))).node_zone == "zone-c"
+    assert build_options({"node-zone": "zone-d"}, read_config(write("node-zone: zone-c\n", "node.yaml"))).node_zone == "zone-d"
+
+
+# ---- show and trace -------------------------------------------------------------------------
+
+SHOWN = """
+    apiVersion: v1
+    kind: Node
+    metadata: {name: node-a, labels: {topology.kubernetes.io/zone: zone-a}}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: web, namespace: shop}
+    spec: {type: NodePort, clusterIP: 10.96.0.70, externalTrafficPolicy: Local, ports: [{port: 80, nodePort: 30070}]}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+    addressType: IPv4
+    ports: [{port: 8080}]
+    endpoints:
+    - {addresses: [10.244.1.1], nodeName: node-a, hints: {forZones: [{name: zone-a}]}}
+    - {addresses: [10.244.1.2], nodeName: node-a, hints: {forZones: [{name: zone-b}]}}
+    - {addresses: [10.244.2.1], nodeName: node-b, hints: {forZones: [{name: zone-a}]}}
+    - {addresses: [10.244.3.1], nodeName: node-c, hints: {forZones: [{name: zone-b}, {name: zone-c}]}}
+"""
+
+
+def test_show_marks_which_endpoints_this_node_uses_and_why(write, run_cli) -> None:  # type: ignore[no-untyped-def]
+    path = write(SHOWN)
+    table = run_cli("show", "--node-name", "node-a", path).out.splitlines()[1]
+    assert table.endswith(
+        "10.244.1.1:8080 (local) [1/2, zone hint, local 1/2], 10.244.1.2:8080 (local) [hints for zone-b, local 1/2], "
+        "10.244.2.1:8080 [1/2, zone hint], 10.244.3.1:8080 [not used: hints for zone-b, zone-c]"
+    ), table
+    # In zone-d no endpoint is hinted for this node's zone: all of them, and why.
+    table = run_cli("show", "--node-name", "node-a", "--node-zone", "zone-d", path).out.splitlines()[1]
+    assert table.endswith(
+        "10.244.1.1:8080 (local) [1/4, local 1/2], 10.244.1.2:8080 (local) [1/4, local 1/2], 10.244.2.1:8080 [1/4], 10.244.3.1:8080 [1/4] "
+        "(hints not used: no ready endpoint is hinted for zone zone-d)"
+    ), table
+
+
+def test_show_json_gives_hints_use_and_the_decision(write, run_cli) -> None:  # type: ignore[no-untyped-def]
+    (svc,) = json.loads(run_cli("show", "--node-name", "node-a", "-o", "json", write(SHOWN)).out)
+    (port,) = svc["ports"]
+    assert [(e["address"], e["zoneHints"], e["nodeHints"], e["used"], e["topology"]) for e in port["endpoints"]] == [
+        ("10.244.1.1", ["zone-a"], [], True, "zone hint"),
+        ("10.244.1.2", ["zone-b"], [], True, "hints for zone-b"),  # this node's: used by the Local policy
+        ("10.244.2.1", ["zone-a"], [], True, "zone hint"),
+        ("10.244.3.1", ["zone-b", "zone-c"], [], False, "hints for zone-b, zone-c"),
+    ]
+    assert port["topology"] == [
+        {"family": "IPv4", "mode": "zone", "nodeName": "node-a", "zone": "zone-a", "kept": 2, "ready": 4, "reason": None},
+    ]
+
+
+def test_trace_json_has_the_decision_only_where_hints_are(write, run_cli) -> None:  # type: ignore[no-untyped-def]
+    path = write(SHOWN)
+    inside = json.loads(run_cli("trace", path, "--node-name", "node-a", "--to", "10.96.0.70:80", "-o", "json").out)
+    assert inside["topology"]["mode"] == "zone" and [e["address"] for e in inside["endpoints"]] == ["10.244.1.1:8080", "10.244.2.1:8080"]
+    assert "nat prerouting: topology: zone hints: only the endpoints hinted for this node's zone zone-a: 2 of 4 ready endpoint(s)" in inside["reasons"]
+    unhinted = write("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {clusterIP: 10.96.0.71, ports: [{port: 80}]}\n", "plain.yaml")
+    assert "topology" not in json.loads(run_cli("trace", unhinted, "--node-name", "node-a", "--to", "10.96.0.71:80", "-o", "json").out)
+
+
+@pytest.mark.parametrize("command", ["compile", "apply", "diff", "trace", "run", "show"])
+def test_node_zone_is_an_option_of_the_commands_that_take_node_settings(command: str, run_cli) -> None:  # type: ignore[no-untyped-def]
+    assert "--node-zone" in run_cli(command, "--help").out
+
+
+def test_bad_node_zone_is_one_line_and_exit_2(write, run_cli) -> None:  # type: ignore[no-untyped-def]
+    run = run_cli("compile", write(SHOWN), "--node-name", "node-a", "--node-zone", "zone a")
+    assert run.code == 2
+    assert run.err.startswith('command line: node-zone: "zone a" is not a valid zone') and run.err.count("\n") == 1, run.err
+
+
+def test_verbose_says_auto_mode_is_not_emulated(write, run_cli) -> None:  # type: ignore[no-untyped-def]
+    path = write("""
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: shop, annotations: {service.kubernetes.io/topology-mode: Auto}}
+        spec: {clusterIP: 10.96.0.72, selector: {app: web}, ports: [{port: 80}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: sliced, namespace: shop, annotations: {service.kubernetes.io/topology-mode: Auto}}
+        spec: {clusterIP: 10.96.0.73, ports: [{port: 80}]}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: sliced-1, namespace: shop, labels: {kubernetes.io/service-name: sliced}}
+        addressType: IPv4
+        endpoints: []
+    """)
+    for command in ("compile", "show", "apply --dry-run"):
+        quiet = run_cli(*command.split(), path, "--node-name", "node-a")
+        assert "Auto" not in quiet.err
+    loud = run_cli("compile", "-v", path, "--node-name", "node-a")
+    assert loud.code == 0
+    # Only the Service whose endpoints svcctl makes: the other's EndpointSlices carry the hints.
+    assert loud.err == (
+        f"svcctl: warning: {path}:1: Service shop/web: topology-mode Auto is not emulated: svcctl does not compute the EndpointSlice "
+        "controller's proportional zone hints, so the endpoints it makes from Pods or Endpoints have none (give EndpointSlices to use "
+        "a cluster's hints)\n"
+    )

@@ -13,6 +13,7 @@ from ..options import Options
 from ..pipeline import compile_rules, read_inventory, read_services
 from ..plan import Plan, plan
 from ..sources import read_manifests
+from ..topology import unemulated
 from ..validate import Inventory
 from .app import app
 from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
@@ -29,9 +30,17 @@ def warn(plan: Plan) -> None:
 
 
 def say_skipped(inventory: Inventory, verbose: bool) -> None:
+    """With -v: the objects svcctl skips, and what of the input it does not emulate."""
     if verbose:
         for what, origin in inventory.skipped:
             typer.echo(f"{origin.source.name}:{origin.line}: skipped {what} (not a kind svcctl uses)", err=True)
+        for entry in unemulated(inventory):
+            typer.echo(
+                f"svcctl: warning: {entry.origin.source.name}:{entry.origin.line}: Service {entry.obj.ref}: topology-mode Auto is not "
+                "emulated: svcctl does not compute the EndpointSlice controller's proportional zone hints, so the endpoints it makes "
+                "from Pods or Endpoints have none (give EndpointSlices to use a cluster's hints)",
+                err=True,
+            )
 
 
 @app.command()
