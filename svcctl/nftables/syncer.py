@@ -104,6 +104,10 @@ class Syncer:
         self._committed: dict[int, _Counted] | None = None  # None: unknown, read the kernel
         self._nft = nft
 
+    def reconfigure(self, options: Options) -> None:
+        self._settings = {v: family_settings(v, options) for v in VERSIONS}
+        self._committed = None  # the frame's sets (service CIDRs) changed: decide from the kernel
+
     def update(self, version: int, service: Name, plan: ServicePlan | None) -> None:
         family = Family.of(version)
         current = self._services[version]
