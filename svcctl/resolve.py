@@ -205,18 +205,9 @@ def _backend(
     hostname: str, options: Options, hints: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
 ) -> Backend:
     node = node or ""
+    # Positional: keywords make building 100,000 NamedTuples measurably slower.
     return Backend(
-        address=canonical_ip(ip),
-        port=port,
-        node=node,
-        ready=ready,
-        serving=serving,
-        terminating=terminating,
-        zone=zone or "",
-        local=bool(node) and node == options.node_name,
-        hostname=hostname,
-        zone_hints=hints[0],
-        node_hints=hints[1],
+        canonical_ip(ip), port, node, ready, serving, terminating, zone or "", bool(node) and node == options.node_name, hostname, *hints
     )
 
 
