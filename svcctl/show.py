@@ -136,7 +136,8 @@ def render_table(services: list[ResolvedService], found: Chances) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def render_json(services: list[ResolvedService], found: Chances) -> str:
+def as_data(services: list[ResolvedService], found: Chances) -> list[dict[str, Any]]:
+    """The Services as plain data: what ``-o json`` and ``-o yaml`` print."""
     def chance(p: Fraction | None) -> float | None:
         return None if p is None else float(p)
 
@@ -165,7 +166,7 @@ def render_json(services: list[ResolvedService], found: Chances) -> str:
             "topology": [{"family": f"IPv{v}", **h.fields()} for v in (4, 6) if (h := found.hints.get((ref, v))) is not None],
         }
 
-    data = [
+    return [
         {
             "namespace": s.namespace,
             "name": s.name,
@@ -184,4 +185,13 @@ def render_json(services: list[ResolvedService], found: Chances) -> str:
         }
         for s in services
     ]
-    return json.dumps(data, indent=2) + "\n"
+
+
+def render_json(services: list[ResolvedService], found: Chances) -> str:
+    return json.dumps(as_data(services, found), indent=2) + "\n"
+
+
+def render_yaml(services: list[ResolvedService], found: Chances) -> str:
+    import yaml  # only -o yaml needs the dumper
+
+    return str(yaml.safe_dump(as_data(services, found), sort_keys=False, default_flow_style=False))
