@@ -23,11 +23,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple, Protocol, Sequence, TypeVar
 
-from .model import ZONE_LABEL, Service
+from .formats import endpoint_text
+from .model import Service
 from .validate import SERVICE_NAME_LABEL, Entry, Inventory
 from .validate.service import TOPOLOGY_HINTS_ANNOTATION, TOPOLOGY_MODE_ANNOTATION
 
-__all__ = ["ZONE_LABEL", "Categories", "Endpoint", "HintUse", "Mode", "NodeTopology", "Prefer", "auto_mode", "categorize", "controller_hints", "preference", "unemulated", "uses"]
+__all__ = ["Categories", "Endpoint", "HintUse", "Mode", "NodeTopology", "Prefer", "auto_mode", "categorize", "controller_hints", "preference", "unemulated", "uses"]
 
 
 class NodeTopology(NamedTuple):
@@ -184,22 +185,23 @@ def categorize(endpoints: Sequence[E], uses_cluster: bool, uses_local: bool, nod
 
     ``node`` None: no endpoint of the Service has hints (nothing to read them against)."""
     ready = [e for e in endpoints if e.ready]
-    hinted = node is not None and any(e.zone_hints or e.node_hints for e in endpoints)
+    if node is not None and not any(e.zone_hints or e.node_hints for e in endpoints):
+        node = None  # no hints on this port's endpoints of this family
     hints: HintUse | None = None
     cluster: tuple[Endpoint, ...] | None = None
     if uses_cluster:
         if ready:
-            if hinted:
-                hints = _decide(ready, node)  # type: ignore[arg-type]
+            if node is not None:
+                hints = _decide(ready, node)
             cluster = tuple(_narrow(ready, hints))
             if hints is not None:
                 hints = hints._replace(kept=len(cluster))
         else:
             cluster = tuple(e for e in endpoints if e.serving and e.terminating)
-            if hinted:
-                hints = HintUse(Mode.ALL, node, 0, 0, "no endpoint is ready: the serving, terminating ones stand in, whatever their hints")  # type: ignore[arg-type]
-    elif hinted:
-        hints = HintUse(Mode.LOCAL, node, 0, len(ready))  # type: ignore[arg-type]
+            if node is not None:
+                hints = HintUse(Mode.ALL, node, 0, 0, "no endpoint is ready: the serving, terminating ones stand in, whatever their hints")
+    elif node is not None:
+        hints = HintUse(Mode.LOCAL, node, 0, len(ready))
     local: tuple[Endpoint, ...] | None = None
     if uses_local:
         local = tuple(e for e in ready if e.local) or tuple(e for e in endpoints if e.local and e.serving and e.terminating)
@@ -238,11 +240,8 @@ def _why(ready: Sequence[Endpoint], kind: str, name: str) -> str:
     field = f"{kind}_hints"
     missing = next((e for e in ready if not getattr(e, field)), None)
     if missing is not None:
-        return f"{_endpoint_text(missing)} has no {kind} hint, and they are used only when every ready endpoint has one"
+        return f"{endpoint_text(missing.address, missing.port)} has no {kind} hint, and they are used only when every ready endpoint has one"
     if not any(name in getattr(e, field) for e in ready):
         return f"no ready endpoint is hinted for {kind} {name}"
     return ""
 
-
-def _endpoint_text(e: Endpoint) -> str:
-    return f"[{e.address}]:{e.port}" if ":" in e.address else f"{e.address}:{e.port}"
