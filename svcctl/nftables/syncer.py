@@ -27,7 +27,8 @@ from ..plan import ServicePlan, family_settings
 from . import frame, transport
 from .decide import describe, removal_order
 from .frame import FRAME_CHAINS, PORT_CHAIN_KINDS, per_port
-from .layout import NODE_WIDE, PortObjects, address_order, assemble, port_objects
+from ..formats import address_order
+from .layout import NODE_WIDE, PortObjects, assemble, port_objects
 from .live import read_live
 from .nft import Nft
 from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Verdict

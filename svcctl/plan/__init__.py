@@ -9,7 +9,7 @@ that puts a port's parts together, one (``plan``) that does it for every port.
 
 from __future__ import annotations
 
-from ..formats import packed_ip
+from ..formats import address_order
 from ..model import TrafficPolicy
 from ..options import Options
 from ..resolve import ResolvedPort, ResolvedService
@@ -138,7 +138,7 @@ def family_plan(services: list[ResolvedService], version: int, options: Options)
     settings = family_settings(version, options)
     planned = [sp for svc in services if (sp := service_plan(svc, version, claims, settings)) is not None]
     ports = tuple(p for sp in planned for p in sp.ports)
-    cluster_ips = tuple(sorted({sp.cluster_ip for sp in planned}, key=packed_ip))
+    cluster_ips = tuple(sorted({sp.cluster_ip for sp in planned}, key=address_order))
     return FamilyPlan(
         version=version,
         masquerade=settings.masquerade,
