@@ -146,9 +146,11 @@ class Syncing:
             (e.obj for k, e in objects.items() if k.kind == "Node"),
         )
 
-    def _reconfigure(self, options: Options) -> dict[tuple[int, Name], ServicePlan | None]:
-        """Cluster objects (ServiceCIDRs, this node's Node) changed the node settings: plan every
-        Service again with them (rare: a full plan, as at start)."""
+    def _reconfigure(self, options: Options | None = None) -> dict[tuple[int, Name], ServicePlan | None]:
+        """Cluster objects (ServiceCIDRs, this node's Node) changed the node settings (to
+        ``options``, else as they say now): plan every Service again with them (rare: a full
+        plan, as at start)."""
+        options = options or self._settings()
         objects = self.state.objects
         before = self.planner
         self.planner = Planner(options)
