@@ -269,8 +269,9 @@ def _refusing(svc):
     iptables refuses to (a chain in use)."""
     lab = svc.lab
     if svc.flavour is None:
-        # In one transaction: between a delete and the new table, a sync would make its own again.
-        return (lambda: lab.nft("delete table ip svcctl\ntable ip svcctl {\n}\n"),
+        # In one transaction: the agent repairs deleted tables within its 1 s sync period, so a
+        # delete followed by a second command could let it make its table again in between.
+        return (lambda: lab.nft("add table ip svcctl\ndelete table ip svcctl\nadd table ip svcctl\n"),
                 lambda: lab.node_exec(["nft", "delete", "table", "ip", "svcctl"]))
     iptables = [f"iptables-{svc.flavour}", "-t", "nat"]
 
