@@ -422,7 +422,10 @@ def test_no_failed_connections_while_reapplying(lab, svc, hosts):
                 if stop.is_set():
                     return
                 start = time.monotonic()
-                results = lab.requests("client", "10.96.0.130", 80, 40, timeout=1.0)
+                # 3 s: at this rate the client reuses a source port while the node's conntrack
+                # entry for that tuple is still in TIME_WAIT; the reopened connection then waits
+                # for the SYN to be sent again after 1 s (a Linux fact, with or without svcctl).
+                results = lab.requests("client", "10.96.0.130", 80, 40, timeout=3.0)
                 batches.append((start, time.monotonic(), results))
         except Exception as err:   # noqa: BLE001 - reported by the main thread
             errors.append(err)
