@@ -19,7 +19,7 @@ import json
 import re
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterator, NamedTuple
 
@@ -122,6 +122,11 @@ class Source:
         """1-based line number of a character offset."""
         return bisect.bisect_right(self._line_starts, offset)
 
+    @cached_property
+    def object_spans(self) -> list[tuple[int, int]]:
+        """The span of each object the source holds, in order, as the exact path finds them."""
+        return [o.origin.span for o in _parse_exact(self)[0]]
+
     def problem_at(self, offset: int, message: str) -> Problem:
         """A problem at a character offset: FILE:LINE:COLUMN."""
         line = self.line_at(offset)
@@ -136,14 +141,32 @@ class Inputs(NamedTuple):
     unread: list[Problem] = []
 
 
-@dataclass(eq=False)
 class Origin:
-    """Where one object stands: its source and the character span of its text."""
+    """Where one object stands: its source and the character span of its text. The fast paths
+    (svcctl.fastload) know no positions: their objects' spans are looked up, only when a
+    problem asks for one, as the ``index``-th object of its source read by the exact path."""
 
-    source: Source
-    start: int
-    end: int
-    _fields: "_FieldLines | None" = field(default=None, repr=False)
+    __slots__ = ("source", "_span", "_index", "_fields")
+
+    def __init__(self, source: Source, start: int = -1, end: int = -1, index: int = -1):
+        self.source = source
+        self._span = (start, end) if start >= 0 else None
+        self._index = index
+        self._fields: _FieldLines | None = None
+
+    @property
+    def start(self) -> int:
+        return self.span[0]
+
+    @property
+    def end(self) -> int:
+        return self.span[1]
+
+    @property
+    def span(self) -> tuple[int, int]:
+        if self._span is None:
+            self._span = self.source.object_spans[self._index]
+        return self._span
 
     @property
     def line(self) -> int:
@@ -181,12 +204,36 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+# Below this size a text is read by the exact path alone: it takes milliseconds, and the fast
+# path's libraries are not even imported.
+FAST_PATH_BYTES = 1 << 20
+
+
 def parse_source(source: Source) -> tuple[list[RawObject], list[Problem]]:
     """Split one source into Kubernetes objects (List items expanded). Never raises for bad input."""
     with gc_paused():
-        if source.is_json:
-            return _parse_json(source)
-        return _parse_yaml(source)
+        if len(source.text) >= FAST_PATH_BYTES and (objects := _parse_fast(source)) is not None:
+            return objects, []
+        return _parse_exact(source)
+
+
+def _parse_exact(source: Source) -> tuple[list[RawObject], list[Problem]]:
+    return _parse_json(source) if source.is_json else _parse_yaml(source)
+
+
+def _parse_fast(source: Source) -> list[RawObject] | None:
+    """The objects of a source read by svcctl.fastload, or None where the exact path must read it
+    (also for any problem: the exact path words and places every one)."""
+    from . import fastload  # msgspec, orjson: only for texts that take this path
+
+    documents = fastload.json_documents(source.text) if source.is_json else fastload.yaml_documents(source.text)
+    if documents is None:
+        return None
+    objects: list[RawObject] = []
+    problems: list[Problem] = []
+    for data in documents:
+        _collect(data, source, -1, -1, None, objects, problems)
+    return None if problems else objects
 
 
 def parse_yaml_document(source: Source) -> tuple[Any, list[Problem]]:
@@ -473,7 +520,8 @@ def _collect(
     """Add one document's objects: the document itself, or the items of a ``kind: List``."""
     if data is None:  # an empty document (a stray ``---``)
         return
-    origin = Origin(source, start, end)
+    # start < 0 (the fast path): each object's origin is found when asked for (Origin.span).
+    origin = Origin(source, start, end, index=len(objects))
     if not isinstance(data, dict):
         problems.append(Problem("a manifest must be a mapping (an object with apiVersion and kind)", origin=origin))
         return
@@ -488,11 +536,10 @@ def _collect(
         item_kind = kind[: -len("List")]
         implied = {"kind": item_kind, "apiVersion": data.get("apiVersion")} if item_kind else {}
         for i, (item, (s, e)) in enumerate(zip(items, spans)):
-            item_origin = Origin(source, s, e)
             if isinstance(item, dict):
                 if implied and not ("kind" in item and "apiVersion" in item):
                     item = {**implied, **item}
-                objects.append(RawObject(item, item_origin))
+                objects.append(RawObject(item, Origin(source, s, e, index=len(objects))))
             elif item is not None:
                 problems.append(Problem("must be an object", ("items", i), origin=origin))
         return
