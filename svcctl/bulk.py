@@ -97,11 +97,53 @@ class EndpointAddress(NamedTuple):
     hostname: str
 
 
+def _msgspec_type(schema: Any, field: bool = False) -> Any:
+    """The type msgspec checks a value of ``schema`` against, as ``_conform`` does: strict
+    types, unknown fields refused; an object's field may be null (it is absent), nothing else."""
+    import msgspec
+
+    if type(schema) is type:
+        found: Any = schema
+    elif type(schema) is list:
+        found = list[_msgspec_type(schema[0])]  # type: ignore[misc]
+    elif str in schema:
+        found = dict[str, str]
+    else:
+        fields = [(name, _msgspec_type(sub, field=True), None) for name, sub in schema.items()]
+        found = msgspec.defstruct("Object", fields, forbid_unknown_fields=True)
+    return found | None if field else found
+
+
+def _conforms(schema: Any) -> Callable[[Any], bool]:
+    """A test that ``_conform`` finds nothing wrong with a list of ``schema``: msgspec's, at C
+    speed (a dump holds 100,000s of endpoints; 3x faster than _conform). False only says to
+    ask ``_conform``, which words what is wrong."""
+    import msgspec
+
+    wanted = list[_msgspec_type(schema)]  # type: ignore[misc]
+
+    def conforms(value: Any) -> bool:
+        try:
+            msgspec.convert(value, wanted)
+        except msgspec.ValidationError:
+            return False
+        return True
+
+    return conforms
+
+
 def _typed_list(schema: dict[str, Any], required: str, build: Callable[[dict[str, Any]], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    conforms: Callable[[Any], bool] | None = None  # made on first use: msgspec is imported then
+
     def validate(value: Any) -> tuple[Any, ...]:
-        errors: list[tuple[Path, str]] = []
+        nonlocal conforms
         if value is None:
             return ()
+        if conforms is None:
+            conforms = _conforms(schema)
+        if conforms(value) and all(item.get(required) is not None for item in value):
+            return tuple(map(build, value))
+        errors: list[tuple[Path, str]] = []
         _conform(value, [schema], (), errors)
         if not errors:
             errors += [((i, required), "Required value") for i, item in enumerate(value) if item.get(required) is None]
