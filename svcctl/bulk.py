@@ -120,7 +120,7 @@ def _conforms(schema: Any) -> Callable[[Any], bool]:
     ask ``_conform``, which words what is wrong."""
     import msgspec
 
-    wanted = list[_msgspec_type(schema)]  # type: ignore[misc]
+    wanted: Any = list[_msgspec_type(schema)]  # type: ignore[misc]
 
     def conforms(value: Any) -> bool:
         try:
