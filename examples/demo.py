@@ -11,6 +11,7 @@ import collections
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,8 @@ def main() -> None:
         for name in [line.split()[1] for line in chains.splitlines() if line.strip().startswith("chain ") and "shop/web" in line]:
             print(lab.node_exec(["nft", "list", "chain", "ip", "svcctl", name]).stdout.rstrip())
 
+        step(f"svcctl trace --to {web_ip}:80: what the rules do to a new connection, and why")
+        svcctl(lab, "trace", MANIFEST, "--to", f"{web_ip}:80", *NODE_OPTIONS)
         step(f"60 requests from the client to web's ClusterIP {web_ip}:80 (balanced over 3 pods)")
         tally(lab, web_ip, 80, 60)
         step(f"30 requests to NodePort {NODE_IP4}:30080 (externalTrafficPolicy Cluster: masqueraded to the node)")
@@ -69,6 +72,11 @@ def main() -> None:
 
         step("svcctl diff right after the apply (exit 0: nothing differs)")
         print(f"  exit status {svcctl(lab, 'diff', MANIFEST, *NODE_OPTIONS).returncode}")
+        with tempfile.TemporaryDirectory(prefix="svcctl-demo-") as scratch:
+            changed = Path(scratch) / "web.yaml"
+            changed.write_text(Path(MANIFEST).read_text().replace("podIP: 10.244.1.3", "podIP: 10.244.1.9"))
+            step("web-2 moved to 10.244.1.9: svcctl diff says what apply would change (exit 1)")
+            print(f"  exit status {svcctl(lab, 'diff', str(changed), *NODE_OPTIONS).returncode}")
         step("svcctl delete")
         svcctl(lab, "delete")
     print("\nlab removed.")

@@ -50,6 +50,10 @@ class Syncer(Protocol):
         did). ``verify``: read the kernel and repair what differs from the plan; ``reload``:
         rewrite the rules whole. Raises svcctl.kernel.Refused (nothing changed) or KernelError."""
 
+    def reconfigure(self, options: Options) -> None:
+        """New node settings (cluster objects changed them: svcctl.cluster): the next commit
+        decides from what the kernel holds."""
+
     def ruleset(self) -> Any:
         """The back end's rules for everything updated so far, as ``compile`` would make them."""
 

@@ -135,6 +135,13 @@ def packed_ip(value: str) -> bytes | None:
         return None
 
 
+def address_order(address: str) -> bytes:
+    """Sort key of a valid address: its bytes (IPv4 before IPv6, numeric within a family)."""
+    packed = packed_ip(address)
+    assert packed is not None, address  # valid: checked by validate
+    return packed
+
+
 def ip_version(value: str) -> int:
     """4 or 6, for an address already known to be valid (IPv6 text always holds a ':')."""
     return 6 if ":" in value else 4

@@ -448,11 +448,32 @@ class NodeMeta(ClusterObjectMeta, _Lenient):
     pass
 
 
+class NodeAddress(_Lenient):
+    type: str
+    address: str
+
+
+class NodeStatus(_Lenient):
+    addresses: list[NodeAddress] = Field(default_factory=list)
+
+
 class Node(_Object, _Lenient):
-    """Only a Node's name and labels are read (its zone, for topology-aware routing)."""
+    """A Node's name and labels (its zone, for topology-aware routing) and addresses (this node's
+    IPs, as kube-proxy takes them from its own Node); the rest is ignored."""
 
     namespaced: ClassVar[bool] = False
     metadata: NodeMeta = Field(default_factory=NodeMeta)
+    status: NodeStatus = Field(default_factory=NodeStatus)
+
+    def primary_ips(self) -> dict[int, str]:
+        """The node's IP per family as kube-proxy picks it (GetNodeHostIPs): the first InternalIP
+        of the family, else the first ExternalIP."""
+        found: dict[int, str] = {}
+        for kind in ("InternalIP", "ExternalIP"):
+            for a in self.status.addresses:
+                if a.type == kind:
+                    found.setdefault(6 if ":" in a.address else 4, a.address)
+        return found
 
     @property
     def zone(self) -> str:

@@ -53,6 +53,9 @@ class Options:
     )
     node_port_range: NodePortRange = NodePortRange()
     backend: str = "nftables"
+    # This node's primary IP per family, from its Node object in the input (svcctl.cluster): not a
+    # setting of its own.
+    node_ips: tuple[str, ...] = ()
 
 
 # setting name (flag without dashes) -> Options field

@@ -5,6 +5,7 @@ happens before (svcctl.sources); the kernel after (the back ends' transports).""
 from __future__ import annotations
 
 from .backends import Compiled, backend
+from .cluster import options_for
 from .load import Inputs, gc_paused, parse
 from .options import Options
 from .plan import Plan, plan
@@ -32,17 +33,22 @@ def read_inventory(inputs: Inputs, options: Options) -> Inventory:
     return inventory
 
 
+def cluster_options(inventory: Inventory, options: Options) -> Options:
+    """The node settings with what the input's cluster objects add (svcctl.cluster)."""
+    return options_for(options, (e.obj for e in inventory.service_cidrs), (e.obj for e in inventory.nodes))
+
+
 @gc_paused()
 def read_services(inputs: Inputs, options: Options) -> tuple[Inventory, list[ResolvedService]]:
     inventory = read_inventory(inputs, options)
-    return inventory, resolve(inventory, options)
+    return inventory, resolve(inventory, cluster_options(inventory, options))
 
 
 @gc_paused()  # the plan adds ~10 objects per endpoint to an already huge heap
 def plan_rules(inputs: Inputs, options: Options) -> tuple[Inventory, Plan]:
     """Manifest texts in, the plan every back end compiles (and ``svcctl trace`` reads) out."""
     inventory, services = read_services(inputs, options)
-    return inventory, plan(services, options)
+    return inventory, plan(services, cluster_options(inventory, options))
 
 
 @gc_paused()

@@ -88,7 +88,8 @@ def render_table(services: list[ResolvedService], chances: Shares) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def render_json(services: list[ResolvedService], chances: Shares) -> str:
+def as_data(services: list[ResolvedService], chances: Shares) -> list[dict[str, Any]]:
+    """The Services as plain data: what ``-o json`` and ``-o yaml`` print."""
     def chance(p: Fraction | None) -> float | None:
         return None if p is None else float(p)
 
@@ -111,7 +112,7 @@ def render_json(services: list[ResolvedService], chances: Shares) -> str:
             ],
         }
 
-    data = [
+    return [
         {
             "namespace": s.namespace,
             "name": s.name,
@@ -130,4 +131,13 @@ def render_json(services: list[ResolvedService], chances: Shares) -> str:
         }
         for s in services
     ]
-    return json.dumps(data, indent=2) + "\n"
+
+
+def render_json(services: list[ResolvedService], chances: Shares) -> str:
+    return json.dumps(as_data(services, chances), indent=2) + "\n"
+
+
+def render_yaml(services: list[ResolvedService], chances: Shares) -> str:
+    import yaml  # only -o yaml needs the dumper
+
+    return str(yaml.safe_dump(as_data(services, chances), sort_keys=False, default_flow_style=False))

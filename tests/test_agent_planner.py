@@ -170,3 +170,45 @@ def test_reload_restores_rules_edited_inside_chains() -> None:
 
     flushed, verified, after = in_throwaway_netns(work)
     assert "dnat" not in flushed and verified == "no changes" and "dnat to 10.244.1.2:8080" in after
+
+
+def test_cluster_objects_change_the_node_settings_of_a_running_agent() -> None:
+    """A ServiceCIDR or this node's Node arriving, changing or going re-plans with the settings
+    they give (svcctl.cluster), to the same rules as a full compile of the same objects."""
+    from svcctl.agent.reconcile import Kind, Syncing
+    from svcctl.backends import ApplyResult
+    from svcctl.load import Inputs, Source
+    from svcctl.pipeline import compile_rules
+
+    class Laidout(Syncer):  # lays out, never commits: the kernel side is tested elsewhere
+        def commit(self, verify: bool = False, reload: bool = False) -> ApplyResult:
+            return ApplyResult(False, "", "", (), ())
+
+    lb = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.100.0.7", "loadBalancerSourceRanges": ["192.168.0.0/24"],
+                 "ports": [{"port": 80, "nodePort": 30080}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.7"}]}},
+    }
+    cidr = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": "extra"}, "spec": {"cidrs": ["10.100.0.0/16"]}}
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": OPTIONS.node_name},
+            "status": {"addresses": [{"type": "InternalIP", "address": "192.168.0.2"}]}}
+    syncing = Syncing(OPTIONS, Laidout(OPTIONS, None))
+    files: dict[str, dict] = {}
+
+    def step(name: str, obj: dict | None) -> None:
+        if obj is None:
+            files.pop(name)
+            syncing.sync([Gone(name)], Kind.UPDATE)
+        else:
+            files[name] = obj
+            syncing.sync([Put(name, json.dumps(obj), True)], Kind.UPDATE)
+        whole = Inputs([Source(n, json.dumps(o), True) for n, o in sorted(files.items())])
+        assert render_ruleset(syncing.syncer.ruleset()) == compile_rules(whole, OPTIONS)[2].text, name
+
+    step("lb.json", lb)
+    step("cidr.json", cidr)  # 10.100.0.0/16 joins the service CIDRs
+    step("node.json", node)  # the node is in the source ranges: the LB IP joins them
+    assert "198.51.100.7 . tcp . 80 . 198.51.100.7" in render_ruleset(syncing.syncer.ruleset())
+    step("cidr.json", None)
+    step("node.json", None)

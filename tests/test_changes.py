@@ -51,6 +51,17 @@ def test_services_added_removed_and_changed() -> None:
     assert summary(normalize(WEB), normalize(moved)) == ["shop/web:http/tcp: node port tcp 30080 -> tcp 30081"]
 
 
+def test_a_big_services_map_rule_is_read_as_its_endpoints() -> None:
+    spread = WEB.replace(
+        "\t\tmeta l4proto tcp numgen random mod 3 0 dnat to 10.244.1.2:8080\n\t\tmeta l4proto tcp numgen random mod 2 0 dnat to 10.244.1.3:8080\n\t\tmeta l4proto tcp dnat to 10.244.1.4:8080",
+        "\t\tmeta l4proto tcp dnat ip to numgen random mod 3 map { 0 : 10.244.1.2 . 8080, 1 : 10.244.1.3 . 8080, 2 : 10.244.1.4 . 8080 }",
+    )
+    assert spread != WEB
+    assert port_states(normalize(spread))["shop/web/tcp/http"].endpoints == ["10.244.1.2:8080", "10.244.1.3:8080", "10.244.1.4:8080"]
+    v6 = "\tchain svc-AAAAAAAA-a/b/tcp/80 {\n\t\tmeta l4proto tcp dnat ip6 to numgen random mod 2 map { 0 : fd00::1 . 80, 1 : fd00::2 . 80 }\n\t}\n"
+    assert port_states(v6)["a/b/tcp/80"].endpoints == ["[fd00::1]:80", "[fd00::2]:80"]
+
+
 def test_no_difference_no_output() -> None:
     assert diff_text([WEB], [WEB]) == "" == diff_text([WEB], [WEB], raw=True)
 

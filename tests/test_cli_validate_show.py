@@ -122,7 +122,7 @@ endpoints:
 def test_validate_valid(write, run_cli):
     run = run_cli("validate", write(GOOD))
     assert (run.code, run.err) == (0, "")
-    assert run.out == "valid: 2 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s)\n"
+    assert run.out == "valid: 2 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s), 0 ServiceCIDR(s), 0 Node(s)\n"
 
 
 def test_validate_verbose_says_what_was_skipped(write, run_cli):
@@ -164,7 +164,7 @@ def test_validate_problems_of_several_files_and_unreadable_ones(write, run_cli, 
 
 def test_validate_reads_stdin(run_cli):
     run = run_cli("validate", "-", stdin=dedent(GOOD))
-    assert (run.code, run.out) == (0, "valid: 2 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s)\n")
+    assert (run.code, run.out) == (0, "valid: 2 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s), 0 ServiceCIDR(s), 0 Node(s)\n")
     run = run_cli("validate", "-", stdin=dedent(BAD))
     assert run.code == 2
     assert run.err.splitlines()[0].startswith('-:8: Service default/web: spec.ports[0].targetPort: Invalid value: "8080"')
@@ -316,7 +316,7 @@ def test_config_settings_apply_and_flags_win(write, run_cli):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["show", "-o", "yaml", "x.yaml"], "'yaml' is not one of 'table', 'json'"),
+        (["show", "-o", "xml", "x.yaml"], "'xml' is not one of 'table', 'json', 'yaml'"),
         (["validate"], "Missing argument 'MANIFEST'"),
         (["validate", "--no-such-flag", "x.yaml"], "No such option: --no-such-flag"),
     ],
@@ -426,3 +426,13 @@ def test_a_hostile_config_file_is_one_line_like_a_manifest(write, run_cli, tmp_p
     assert (run.code, run.err) == (2, f"{latin1}:1:13: invalid UTF-8: byte 0xe9 (manifests are UTF-8 text)\n")
     run = run_cli("validate", "--config", "/dev/zero", manifest)
     assert (run.code, run.err) == (2, "/dev/zero: cannot read config: not a regular file or a pipe (use - for standard input)\n")
+
+
+def test_show_as_yaml_is_the_json_data(write, run_cli) -> None:
+    import yaml
+
+    path = write(GOOD)
+    as_json = json.loads(run_cli("show", "-o", "json", "--node-name", "node-a", path).out)
+    as_yaml = run_cli("show", "-o", "yaml", "--node-name", "node-a", path)
+    assert as_yaml.code == 0 and yaml.safe_load(as_yaml.out) == as_json
+    assert as_yaml.out.startswith("- namespace: shop\n  name: db\n")

@@ -68,7 +68,7 @@ def test_valid_corpus_file(path: Path, run_cli):
     run = run_cli("validate", str(path))
     if path.name not in KNOWN_EXCEPTIONS:
         assert (run.code, run.err) == (0, ""), run.err
-        assert re.fullmatch(r"valid: \d+ Service\(s\), \d+ Endpoints, \d+ EndpointSlice\(s\), \d+ Pod\(s\)\n", run.out)
+        assert re.fullmatch(r"valid: \d+ Service\(s\), \d+ Endpoints, \d+ EndpointSlice\(s\), \d+ Pod\(s\), \d+ ServiceCIDR\(s\), \d+ Node\(s\)\n", run.out)
         return
     _, patterns = KNOWN_EXCEPTIONS[path.name]
     lines = assert_clean_failure(run, path)
@@ -105,7 +105,7 @@ def test_kube_router_services_with_their_pods(run_cli):
     if not pods.is_file():
         pytest.skip(f"{pods} is missing")
     run = run_cli("validate", str(services), str(pods))
-    assert (run.code, run.out) == (0, "valid: 6 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s)\n")
+    assert (run.code, run.out) == (0, "valid: 6 Service(s), 0 Endpoints, 0 EndpointSlice(s), 2 Pod(s), 0 ServiceCIDR(s), 0 Node(s)\n")
     run = run_cli("show", "--node-name", "kube-router-vm2", "-o", "json", str(services), str(pods))
     assert run.code == 0, run.err
     by_name = {s["name"]: s for s in json.loads(run.out)}

@@ -29,7 +29,7 @@ from svcctl.load import Inputs, Source
 from svcctl.pipeline import read_services
 
 dns = pytest.importorskip("dns", reason="dnspython (Debian package python3-dnspython) is not installed")
-import dns.exception  # noqa: E402
+import dns.exception  # noqa: E402, F811  (the submodules of the package importorskip found)
 import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
@@ -319,7 +319,7 @@ def test_headless_service(server: Server):
     assert answers(server, f"_pg._tcp.{base}", "SRV") == {
         f"0 33 15432 db-0.{base}", f"0 33 15432 db-1.{base}", f"0 33 15432 10-244-1-13.{base}",
     }
-    assert answers(server, f"cache-a.cache.shop.svc.cluster.local.", "AAAA") == {"fd00:10:244:1::20"}
+    assert answers(server, "cache-a.cache.shop.svc.cluster.local.", "AAAA") == {"fd00:10:244:1::20"}
     assert answers(server, "ldap-0.legacy.ops.svc.cluster.local.", "A") == {"10.244.3.30"}
     assert answers(server, "queue-0.queue.ops.svc.cluster.local.", "A") == {"10.244.3.40"}  # publishNotReadyAddresses
 

@@ -98,6 +98,14 @@ def test_cascade_from_a_listed_chain() -> None:
         rule(l4, {"dnat": {"addr": "fd00::3", "port": 80, "family": "ip6"}}),
     ]
     assert cascade(listed) == (("10.0.0.1:80", Fraction(1, 3)), ("10.0.0.2:80", Fraction(2, 9)), ("[fd00::3]:80", Fraction(4, 9)))
+    # A big Service's chain: one rule, numgen random mod N map {i : addr . port}.
+    spread = {"dnat": {"family": "ip6", "addr": {"map": {
+        "key": {"numgen": {"mode": "random", "mod": 3, "offset": 0}},
+        "data": {"set": [[0, {"concat": ["fd00::1", 80]}], [1, {"concat": ["fd00::2", 80]}], [2, {"concat": ["fd00::3", 80]}]]},
+    }}}}
+    assert cascade([{"chain": {"name": "svc-X"}}, rule(affinity, l4, {"dnat": {"addr": "fd00::9", "port": 80}}), rule(l4, spread)]) == (
+        ("[fd00::1]:80", Fraction(1, 3)), ("[fd00::2]:80", Fraction(1, 3)), ("[fd00::3]:80", Fraction(1, 3)),
+    )
 
 
 def test_only_nftables_has_a_probe() -> None:
@@ -189,6 +197,9 @@ AGREEMENT = [
     ("terminating-fallback", "10.96.0.140:80", None, Protocol.TCP),
     ("nodeport-addresses", "192.168.1.1:30080", None, Protocol.TCP),  # outside the ranges: untouched
     ("nodeport-addresses", "192.168.50.5:30080", None, Protocol.TCP),
+    ("big-service", "10.96.0.100:80", None, Protocol.TCP),  # one numgen map rule: 1/40 each
+    ("big-service", "[fd00:10:96::100]:80", "fd00:244:1::99", Protocol.TCP),
+    ("big-service", "192.168.1.1:30100", None, Protocol.TCP),  # externalTrafficPolicy Local: 1/34 each
 ]
 
 

@@ -25,9 +25,11 @@ from enum import IntEnum
 from typing import Any
 
 from ..backends import ApplyResult, Syncer
+from ..cluster import options_for
 from ..kernel import KernelError, Refused
 from ..options import Options
-from .planner import Planner
+from ..plan import ServicePlan
+from .planner import Name, Planner
 from .source import Event
 from .state import State
 
@@ -98,6 +100,9 @@ class Schedule:
         return backoff
 
 
+CLUSTER_KINDS = ("ServiceCIDR", "Node")  # objects that change the node settings (svcctl.cluster)
+
+
 @dataclass(frozen=True)
 class SyncReport:
     """What one sync did, for the log, the metrics and the health checks."""
@@ -120,6 +125,7 @@ class Syncing:
     """The agent's state and what a sync does with it."""
 
     def __init__(self, options: Options, syncer: Syncer, clock: Any = time.monotonic):
+        self.options = options  # as given; cluster objects in the input add to them (svcctl.cluster)
         self.state = State(options.node_port_range)
         self.planner = Planner(options)
         self.syncer = syncer
@@ -127,10 +133,31 @@ class Syncing:
         self._problems: set[str] = set()
         self._warnings: set[str] = set()
 
+    def _reconfigure(self) -> dict[tuple[int, Name], ServicePlan | None]:
+        """Cluster objects (ServiceCIDRs, this node's Node) changed the node settings: plan every
+        Service again with them (rare: a full plan, as at start)."""
+        objects = self.state.objects
+        options = options_for(
+            self.options,
+            (e.obj for k, e in objects.items() if k.kind == "ServiceCIDR"),
+            (e.obj for k, e in objects.items() if k.kind == "Node"),
+        )
+        before = self.planner
+        self.planner = Planner(options)
+        plans = self.planner.update(self.state, {k: (None, e) for k, e in objects.items()})
+        for version, names in before.plans.items():
+            for name in names:
+                plans.setdefault((version, name), None)
+        self.syncer.reconfigure(options)
+        return plans
+
     def sync(self, events: list[Event], kind: Kind) -> SyncReport:
         start = self._clock()
         changes = self.state.apply(events)
-        plans = self.planner.update(self.state, changes)
+        if any(key.kind in CLUSTER_KINDS for key in changes):
+            plans = self._reconfigure()
+        else:
+            plans = self.planner.update(self.state, changes)
         for (version, name), ports in plans.items():
             self.syncer.update(version, name, ports)
         problems = {p.render() for p in [*self.state.problems(), *self.planner.problems()]}

@@ -177,11 +177,11 @@ class DirectorySource:
         before = self._seen.get(name)
         if before is not None and before.stat == stat and not read:
             return None
-        read = read_manifest_file(origin)
-        if isinstance(read, Problem):
+        found = read_manifest_file(origin)
+        if isinstance(found, Problem):
             self._seen[name] = _Seen(stat, "")
-            return Put(origin, "", False, read.message)
-        self._seen[name] = _Seen(stat, read.text)
-        if before is not None and before.text == read.text:
+            return Put(origin, "", False, found.message)
+        self._seen[name] = _Seen(stat, found.text)
+        if before is not None and before.text == found.text:
             return None
-        return Put(origin, read.text, read.is_json)
+        return Put(origin, found.text, found.is_json)

@@ -24,3 +24,9 @@ def diff(text: str) -> str:
         body = line.rstrip("\n")
         out.append(f"{colour}{body}{_RESET}{line[len(body):]}" if colour else line)
     return "".join(out)
+
+
+def header(table: str) -> str:
+    """A table with its first line (the column names) in bold."""
+    first, _, rest = table.partition("\n")
+    return f"\033[1m{first}{_RESET}\n{rest}"

@@ -10,10 +10,11 @@ import typer
 
 from .. import show as show_output
 from ..options import Options
-from ..pipeline import compile_rules, read_inventory, read_services
+from ..pipeline import cluster_options, compile_rules, read_inventory, read_services
 from ..plan import Plan, plan
 from ..sources import read_manifests
 from ..validate import Inventory
+from . import colour
 from .app import app
 from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
 
@@ -21,6 +22,7 @@ from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_optio
 class Format(StrEnum):
     TABLE = "table"
     JSON = "json"
+    YAML = "yaml"
 
 
 def warn(plan: Plan) -> None:
@@ -47,7 +49,10 @@ def validate(manifests: Manifests, options: Options, verbose: Verbose = False, a
     """
     inventory = read_inventory(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
-    counts = f"{len(inventory.services)} Service(s), {len(inventory.endpoints)} Endpoints, {len(inventory.slices)} EndpointSlice(s), {len(inventory.pods)} Pod(s)"
+    counts = (
+        f"{len(inventory.services)} Service(s), {len(inventory.endpoints)} Endpoints, {len(inventory.slices)} EndpointSlice(s), "
+        f"{len(inventory.pods)} Pod(s), {len(inventory.service_cidrs)} ServiceCIDR(s), {len(inventory.nodes)} Node(s)"
+    )
     typer.echo(f"valid: {counts}")
 
 
@@ -56,7 +61,7 @@ def validate(manifests: Manifests, options: Options, verbose: Verbose = False, a
 def show(
     manifests: Manifests,
     options: Options,
-    output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.TABLE,
+    output: Annotated[Format, typer.Option("--output", "-o", metavar="table|json|yaml", help="A table for people, JSON or YAML for scripts.")] = Format.TABLE,
     verbose: Verbose = False,
     all_problems: AllProblems = False,
 ) -> None:
@@ -71,8 +76,13 @@ def show(
     """
     inventory, services = read_services(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
-    render = show_output.render_json if output is Format.JSON else show_output.render_table
-    sys.stdout.write(render(services, show_output.shares(plan(services, options))))
+    chances = show_output.shares(plan(services, cluster_options(inventory, options)))
+    if output is Format.TABLE:
+        table = show_output.render_table(services, chances)
+        sys.stdout.write(colour.header(table) if colour.enabled(sys.stdout) else table)
+    else:
+        render = show_output.render_json if output is Format.JSON else show_output.render_yaml
+        sys.stdout.write(render(services, chances))
 
 
 @app.command("compile")

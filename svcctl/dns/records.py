@@ -82,7 +82,8 @@ class _Fields:
     __slots__ = ()
 
     def text(self) -> str:
-        return " ".join(str(getattr(self, name)) for name in self.__slots__)  # type: ignore[attr-defined]
+        fields: tuple[str, ...] = self.__slots__  # type: ignore[attr-defined]
+        return " ".join(str(getattr(self, f)) for f in fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +160,11 @@ def cluster_records(inventory: Inventory, services: list[ResolvedService], setti
         if svc.type is ServiceType.EXTERNAL_NAME:
             problem = _external_name(svc, base, ttl, records, warnings)
         elif svc.headless:
-            problem = _headless(svc, base, ttl, cluster_ips, records, ptrs, warnings)
+            _headless(svc, base, ttl, cluster_ips, records, ptrs, warnings)
+            problem = None
         else:
-            problem = _cluster_ip(svc, base, ttl, records, ptrs)
+            _cluster_ip(svc, base, ttl, records, ptrs)
+            problem = None
         problem = problem or _too_long(records)
         if problem:
             message, path = problem
@@ -229,8 +232,8 @@ def _headless(
     for (port_name, proto), endpoints in targets.items():
         owner = f"_{port_name}._{proto}.{base}"
         weight = max(1, SRV_WEIGHT_TOTAL // len(endpoints))
-        for port, label in endpoints:
-            records.append(Record(owner, ttl, SRV(SRV_PRIORITY, weight, port, f"{label}.{base}")))
+        for number, label in endpoints:
+            records.append(Record(owner, ttl, SRV(SRV_PRIORITY, weight, number, f"{label}.{base}")))
     for label, addresses in labels.items():
         # Several addresses of one family under one label: the spec allows it ("one such A
         # record for each IP"), but it is two endpoints sharing a hostname, which is rarely meant.

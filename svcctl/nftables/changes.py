@@ -21,6 +21,8 @@ _CHAIN = re.compile(rf"^\tchain ({'|'.join(PORT_CHAIN_KINDS)})-[A-Z2-7]{{8}}-(\S
 _MAP = re.compile(r"^\tmap (\S+) \{$")
 _ELEMENT = re.compile(rf"^\t\t\t(.+) : goto ({'|'.join(PORT_CHAIN_KINDS)})-[A-Z2-7]{{8}}-(\S+)$")
 _TARGET = re.compile(r"dnat to (\S+)$")
+_SPREAD = re.compile(r"dnat ip6? to numgen random mod \d+ map \{ (.*) \}$")
+_ELEMENT_DATA = re.compile(r"\d+ : (\S+) \. (\d+)")
 _TIMEOUT = re.compile(r" timeout (\S+) \}")
 
 
@@ -71,11 +73,13 @@ def port_states(listing: str) -> dict[str, PortState]:
         if kind == "ext":
             state.external.append(strip_hashes(line.strip()))
             continue
+        found = state.local if kind == "local" else state.endpoints
+        spread = _SPREAD.search(line)
+        targets = [f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in _ELEMENT_DATA.findall(spread[1])] if spread else []
         target = _TARGET.search(line)
-        if target:
-            found = state.local if kind == "local" else state.endpoints
-            if target[1] not in found:
-                found.append(target[1])
+        for t in targets or ([target[1]] if target else []):
+            if t not in found:
+                found.append(t)
         timeout = _TIMEOUT.search(line)
         if timeout:
             state.affinity = timeout[1]

@@ -96,7 +96,9 @@ FILTER_FORWARD = ChainSpec("filter-forward", "", Hook("filter", "forward", "filt
 FILTER_OUTPUT = ChainSpec(
     "filter-output", "after nat output: traffic DNATed there is not checked", Hook("filter", "output", "filter - 10")
 )
-ENDPOINTS_CHECK = ChainSpec("endpoints-check", "new connections to Service ports without usable endpoints: reject or drop")
+ENDPOINTS_CHECK = ChainSpec("endpoints-check", "new connections to service IPs without usable endpoints: reject or drop")
+# Only the input hook sees traffic to the node's own addresses: NodePorts are checked there alone.
+NODEPORT_ENDPOINTS_CHECK = ChainSpec("nodeport-endpoints-check", "new connections to NodePorts without usable endpoints: reject or drop")
 CLUSTER_IPS_CHECK = ChainSpec(
     "cluster-ips-check", "new connections the dispatch left alone: to a ClusterIP (no such port: reject), to the service CIDRs (drop)"
 )
@@ -107,7 +109,7 @@ NAT_POSTROUTING = ChainSpec("nat-postrouting", "", Hook("nat", "postrouting", "s
 
 FRAME_CHAINS = (
     FILTER_PREROUTING, FILTER_OUTPUT_PRE_DNAT, FILTER_INPUT, FILTER_FORWARD, FILTER_OUTPUT,
-    ENDPOINTS_CHECK, CLUSTER_IPS_CHECK, REJECT_CHAIN, NAT_PREROUTING, NAT_OUTPUT, NAT_POSTROUTING,
+    ENDPOINTS_CHECK, NODEPORT_ENDPOINTS_CHECK, CLUSTER_IPS_CHECK, REJECT_CHAIN, NAT_PREROUTING, NAT_OUTPUT, NAT_POSTROUTING,
 )
 
 # What the templates see: S.<set>, C.<chain> (attribute names are the names with "_" for "-").

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, NamedTuple
 
-from ..formats import packed_ip
+from ..formats import address_order
 from ..plan.model import (
     Action, Destination, EndpointGroup, ExternalRoute, FamilyPlan, FamilySettings, NodePort, Plan, PortPlan, Target,
 )
@@ -47,10 +47,6 @@ def _key(d: Destination | NodePort) -> tuple[str, ...]:
     if isinstance(d, Destination):
         return (d.address, d.protocol.value.lower(), str(d.port))
     return (d.protocol.value.lower(), str(d.port))
-
-
-def address_order(address: str) -> bytes:
-    return packed_ip(address)  # type: ignore[return-value]  # valid: checked by validate
 
 
 class _Namer:

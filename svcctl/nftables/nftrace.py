@@ -15,7 +15,7 @@ import re
 import selectors
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Iterable
 
@@ -83,6 +83,32 @@ def observe(events: list[Event], table: str) -> Observed:
     return Observed(verdict, target, masquerade, affinity, tuple(f"{e.table} {e.chain}: {_rule(e.text)}" for e in rules))
 
 
+_SPREAD = "numgen"  # what _DNAT reads as the target of a big Service's map rule
+# A conntrack entry: the original tuple, then the reply tuple, whose source is the DNAT target.
+_ENTRY = re.compile(r"\bsport=(?P<probe>\d+) dport=\d+ .*?\bsrc=(?P<address>\S+) dst=\S+ sport=(?P<port>\d+)")
+
+
+def _with_target(seen: Observed, sport: str, packet: Packet) -> Observed:
+    """A probe DNATed by a map rule (``dnat to numgen random mod N map {...}``): the trace names
+    no element, the conntrack entry's reply tuple does (its source is the chosen endpoint)."""
+    if seen.target != _SPREAD:
+        return seen
+    return replace(seen, target=_conntrack_targets(packet).get(sport))
+
+
+def _conntrack_targets(packet: Packet) -> dict[str, str]:
+    """Probe source port -> the endpoint its connection was DNATed to, from the conntrack table."""
+    family = "ipv6" if packet.version == 6 else "ipv4"
+    try:
+        listed = subprocess.run(
+            ["conntrack", "-L", "-f", family, "-p", packet.protocol.value.lower(), "-s", packet.source],
+            capture_output=True, text=True, check=False,
+        ).stdout
+    except FileNotFoundError:
+        raise KernelError("--kernel needs the conntrack command for a Service of more than 32 endpoints (Debian's conntrack package)") from None
+    return {m["probe"]: endpoint_text(m["address"], int(m["port"])) for m in map(_ENTRY.search, listed.splitlines()) if m}
+
+
 def _rule(text: str) -> str:
     return re.sub(r" \(verdict continue\)$", "", text)
 
@@ -102,7 +128,7 @@ def probe(ruleset: Ruleset, packet: Packet, destination_local: bool, count: int,
         with _Monitor() as monitor:
             send(packet, count)
             traces = parse(monitor.read(count))
-        observed = tuple(observe(events, table) for events in traces.values())
+        observed = tuple(_with_target(observe(events, table), sport, packet) for sport, events in traces.items())
         dnat = next((e for events in traces.values() for e in events if e.kind == "rule" and _DNAT.search(e.text)), None)
         shares = cascade(nft.query(f"list chain {dnat.table} {dnat.chain}")) if dnat else ()
         return Probed(observed, shares)
@@ -121,6 +147,14 @@ def cascade(objects: list[dict[str, Any]]) -> tuple[tuple[str, Fraction], ...]:
         matches = [e["match"] for e in exprs if "match" in e]
         dnat = next((e["dnat"] for e in exprs if "dnat" in e), None)
         if dnat is None or any(isinstance(m["right"], str) and m["right"].startswith("@") for m in matches):
+            continue
+        spread = dnat["addr"].get("map") if isinstance(dnat["addr"], dict) else None
+        if spread is not None:  # numgen random mod N map {i : addr . port}: 1/N each
+            elements = spread["data"]["set"]
+            for _, data in elements:
+                target = endpoint_text(*data["concat"])
+                shares[target] = shares.get(target, Fraction(0)) + reaching / len(elements)
+            reaching = Fraction(0)
             continue
         mod = next((m["left"]["numgen"]["mod"] for m in matches if isinstance(m["left"], dict) and "numgen" in m["left"]), None)
         taken = reaching / mod if mod else reaching

@@ -84,6 +84,9 @@ class NamedSet:
     elements: tuple[Element, ...] = ()
 
 
+CASCADE_MAX = 32  # endpoints; more, and a chain is one numgen map rule (EndpointChain.spread)
+
+
 class Pick(NamedTuple):
     """One rule of an endpoint cascade: DNAT to ``target`` if ``numgen random mod modulus`` is 0
     (always, when ``modulus`` is None). ``affinity`` names the endpoint's affinity set."""
@@ -91,6 +94,12 @@ class Pick(NamedTuple):
     target: str  # address:port as nft writes a DNAT target
     modulus: int | None
     affinity: str | None
+
+    @property
+    def element(self) -> str:
+        """The target as a map element's data: ``10.0.0.1 . 80``, ``fd00::1 . 80``."""
+        address, _, port = self.target.rpartition(":")
+        return f"{address.strip('[]')} . {port}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,16 @@ class EndpointChain:
     protocol: str  # nft name: tcp, udp, sctp
     picks: tuple[Pick, ...]
     affinity_timeout: int | None  # seconds; with it, a client goes back to its endpoint first
+
+    @property
+    def spread(self) -> bool:
+        """One rule choosing among all endpoints with ``numgen random mod N map {...}`` instead of
+        a cascade of N rules: a new connection walks (N+1)/2 cascade rules on average, ~65 ns
+        each, so above CASCADE_MAX endpoints the map is faster (flat up to 20,000 endpoints,
+        measured: docs/nft-layout.md); below, the cascade loads faster (an anonymous map costs
+        ~1 ms of load each). Affinity needs a rule per endpoint (its set is refreshed there), so
+        a chain with affinity stays a cascade."""
+        return len(self.picks) > CASCADE_MAX and not self.affinity_timeout
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from ..plan import ServicePlan, family_settings
 from . import frame, transport
 from .decide import describe, removal_order
 from .frame import FRAME_CHAINS, PORT_CHAIN_KINDS, per_port
-from .layout import NODE_WIDE, PortObjects, address_order, assemble, port_objects
+from ..formats import address_order
+from .layout import NODE_WIDE, PortObjects, assemble, port_objects
 from .live import read_live
 from .nft import Nft
 from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Verdict
@@ -103,6 +104,10 @@ class Syncer:
         self._before: dict[tuple[int, Name], _Service] = {}  # as committed, for Services changed since
         self._committed: dict[int, _Counted] | None = None  # None: unknown, read the kernel
         self._nft = nft
+
+    def reconfigure(self, options: Options) -> None:
+        self._settings = {v: family_settings(v, options) for v in VERSIONS}
+        self._committed = None  # the frame's sets (service CIDRs) changed: decide from the kernel
 
     def update(self, version: int, service: Name, plan: ServicePlan | None) -> None:
         family = Family.of(version)

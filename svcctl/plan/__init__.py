@@ -9,7 +9,7 @@ that puts a port's parts together, one (``plan``) that does it for every port.
 
 from __future__ import annotations
 
-from ..formats import packed_ip
+from ..formats import address_order
 from ..model import TrafficPolicy
 from ..options import Options
 from ..resolve import ResolvedPort, ResolvedService
@@ -48,7 +48,7 @@ def port_ref(svc: ResolvedService, port: ResolvedPort) -> PortRef:
     return PortRef(svc.namespace, svc.name, port.name, port.port, port.protocol)
 
 
-def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Claims, pods_known: bool) -> PortPlan:
+def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Claims, settings: FamilySettings) -> PortPlan:
     """One Service port's part of one family's rules. ``svc`` has a cluster IP of this family."""
     ref = port_ref(svc, port)
     cluster_ip = of_family(svc.cluster_ips, version)[0]
@@ -77,14 +77,14 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
 
     external = [d for d in (Destination(ip, port.protocol, port.port) for ip in external_ips) if claims.owns(d, svc)]
     nodeport = NodePort(port.protocol, number) if number and claims.owns(NodePort(port.protocol, number), svc) else None
-    fw = firewall(svc, external, version) if has_external else ()
+    fw = firewall(svc, external, version, settings.node_ip) if has_external else ()
     ext_route: ExternalRoute | None = None
     if has_external and not choice.usable:
         no_endpoint_ips += [(d, Action.REJECT) for d in external]
         if nodeport:
             no_endpoint_node_ports.append((nodeport, Action.REJECT))
     elif has_external:
-        ext_route = route(svc, ref, choice, pods_known)
+        ext_route = route(svc, ref, choice, pods_known=bool(settings.cluster_cidrs))
         if ext_route.local_policy and not choice.local:
             # Outside clients have nowhere to go: dropped rather than left to time out in nat.
             # (Pods and the node are still dispatched through the route to all endpoints.)
@@ -118,7 +118,10 @@ def family_settings(version: int, options: Options) -> FamilySettings:
         scope = MasqueradeScope.OUTSIDE_CLUSTER
     else:
         scope = MasqueradeScope.NONE
-    return FamilySettings(scope, cluster_cidrs, collapsed(options.nodeport_addresses, version), collapsed(options.service_cidrs, version))
+    node_ip = next((ip for ip in options.node_ips if (":" in ip) == (version == 6)), "")
+    return FamilySettings(
+        scope, cluster_cidrs, collapsed(options.nodeport_addresses, version), collapsed(options.service_cidrs, version), node_ip
+    )
 
 
 def service_plan(svc: ResolvedService, version: int, claims: Claims, settings: FamilySettings) -> ServicePlan | None:
@@ -127,8 +130,7 @@ def service_plan(svc: ResolvedService, version: int, claims: Claims, settings: F
     ips = of_family(svc.cluster_ips, version)
     if not (svc.proxied and ips):
         return None
-    pods_known = bool(settings.cluster_cidrs)  # a cluster CIDR of this family tells pods from other clients
-    return ServicePlan(ips[0], tuple(port_plan(svc, port, version, claims, pods_known) for port in svc.ports))
+    return ServicePlan(ips[0], tuple(port_plan(svc, port, version, claims, settings) for port in svc.ports))
 
 
 def family_plan(services: list[ResolvedService], version: int, options: Options) -> tuple[FamilyPlan, tuple[str, ...]]:
@@ -136,7 +138,7 @@ def family_plan(services: list[ResolvedService], version: int, options: Options)
     settings = family_settings(version, options)
     planned = [sp for svc in services if (sp := service_plan(svc, version, claims, settings)) is not None]
     ports = tuple(p for sp in planned for p in sp.ports)
-    cluster_ips = tuple(sorted({sp.cluster_ip for sp in planned}, key=packed_ip))
+    cluster_ips = tuple(sorted({sp.cluster_ip for sp in planned}, key=address_order))
     return FamilyPlan(
         version=version,
         masquerade=settings.masquerade,

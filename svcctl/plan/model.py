@@ -166,6 +166,7 @@ class FamilySettings(NamedTuple):
     cluster_cidrs: tuple[str, ...]  # merged, in address order
     nodeport_cidrs: tuple[str, ...]  # --nodeport-addresses of this family, merged
     service_cidrs: tuple[str, ...]  # --service-cidr of this family, merged
+    node_ip: str = ""  # this node's primary IP of this family (its Node object), if known
 
 
 class ServicePlan(NamedTuple):

@@ -42,10 +42,25 @@ def errors(results):
     return [r.error for r in results]
 
 
-def sink_packets(lab) -> int:
-    """Packets the node sent towards the service CIDRs' route (the lab's sink, svc0)."""
-    out = lab.node_exec(["cat", "/sys/class/net/svc0/statistics/tx_packets"]).stdout
-    return int(out)
+@pytest.fixture
+def leaving(lab):
+    """leaving(address) -> how many packets to ``address`` the node has sent on (its
+    postrouting hook saw them: not dropped before), counted by a table of the test's own from
+    the first call for that address on."""
+    lab.node_exec(["nft", "-f", "-"], input="table inet leaving {\n chain post {\n type filter hook postrouting priority 0; policy accept;\n }\n}\n")
+    counted: set[str] = set()
+
+    def count(address: str) -> int:
+        family = "ip6" if ":" in address else "ip"
+        if address not in counted:
+            lab.node_exec(["nft", "add", "rule", "inet", "leaving", "post", family, "daddr", address, "counter", "comment", f'"{address}"'])
+            counted.add(address)
+        listing = lab.node_exec(["nft", "list", "chain", "inet", "leaving", "post"]).stdout
+        line = next(line for line in listing.splitlines() if f'"{address}"' in line)
+        return int(line.split("packets ")[1].split()[0])
+
+    yield count
+    lab.node_exec(["nft", "delete", "table", "inet", "leaving"])
 
 
 def dual_web(hosts, *, name="web", cluster=("10.96.0.10", "fd00:10:96::10"), ports=None):
@@ -73,18 +88,17 @@ def test_a_port_no_service_port_defines_is_refused_at_once(lab, svc, vip, src):
     assert max(r.seconds for r in wrong_protocol) < 0.5
 
 
-def test_an_unallocated_address_in_the_service_cidrs_is_dropped(lab, svc):
+def test_an_unallocated_address_in_the_service_cidrs_is_dropped(lab, svc, leaving):
     svc.apply(dual_web([lab.pods["pod-a"], lab.pods["pod-b"]]))
-    before = sink_packets(lab)
     for vip in ("10.96.0.11", "fd00:10:96::11"):  # inside 10.96.0.0/12 and fd00:10:96::/112, no Service
         assert errors(lab.requests("pod-c", vip, 80, 2, timeout=0.5)) == ["timeout"] * 2
         assert errors(lab.requests("client", vip, 80, 2, proto="udp", timeout=0.5)) == ["timeout"] * 2
-    # Dropped by the node's rules, not sent on towards the route for the service CIDRs.
-    assert sink_packets(lab) == before
+        # Dropped by the node's rules, not sent on towards the route for the service CIDRs.
+        assert leaving(vip) == 0
     # Without svcctl's tables the same packets do leave towards that route: the check can fail.
     lab.node_exec([str(SVCCTL), "delete"])
     assert errors(lab.requests("pod-c", "10.96.0.11", 80, 1, timeout=0.5)) == ["timeout"]
-    assert sink_packets(lab) > before
+    assert leaving("10.96.0.11") > 0
 
 
 def test_other_addresses_are_left_alone(lab, svc):
@@ -94,14 +108,14 @@ def test_other_addresses_are_left_alone(lab, svc):
     assert errors(lab.requests("pod-c", "198.18.0.1", 80, 2, timeout=1.0)) == ["unreachable"] * 2
 
 
-def test_service_cidrs_follow_the_option(lab, svc):
-    """--service-cidr names the ranges: with another range, 10.96.0.11 is no longer dropped."""
+def test_service_cidrs_follow_the_option(lab, svc, leaving):
+    """--service-cidr names the ranges: with another range, 10.96.0.200 is no longer dropped."""
     svc.apply(dual_web([lab.pods["pod-a"], lab.pods["pod-b"]]), "--service-cidr", "10.96.0.0/24")
     assert errors(lab.requests("pod-c", "10.96.0.200", 80, 1, timeout=0.5)) == ["timeout"]  # in 10.96.0.0/24
-    before = sink_packets(lab)
+    assert leaving("10.96.0.200") == 0
     svc.apply(dual_web([lab.pods["pod-a"], lab.pods["pod-b"]]), "--service-cidr", "10.96.1.0/24")
     assert errors(lab.requests("pod-c", "10.96.0.200", 80, 1, timeout=0.5)) == ["timeout"]
-    assert sink_packets(lab) > before  # routed on towards svc0, not dropped
+    assert leaving("10.96.0.200") > 0  # routed on towards svc0, not dropped
 
 
 def test_masquerade_all_leaves_external_traffic_to_local_policy_services_alone(lab, svc):
@@ -139,3 +153,45 @@ def test_without_masquerade_all_pods_keep_their_address_to_cluster_ips(lab, svc)
     # A client outside the cluster CIDRs is masqueraded (the node's address on the pod network).
     assert {r.reply["peer"] for r in lab.requests("client", "10.96.0.40", 80, 5, timeout=1.0)} == {POD_GATEWAY4}
 
+
+
+def test_service_cidr_objects_add_to_the_dropped_ranges(lab, svc, leaving):
+    """A ServiceCIDR in the input counts as much as --service-cidr: an address in it that no
+    Service holds is dropped (kube-proxy takes its service CIDRs from these objects)."""
+    service_cidr = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": "extra"},
+                    "spec": {"cidrs": ["10.96.1.0/24"]}}
+    objects = dual_web([lab.pods["pod-a"], lab.pods["pod-b"]])
+    svc.apply(objects, "--service-cidr", "10.96.0.0/24")
+    assert leaving("10.96.1.50") == 0  # counting from here
+    assert errors(lab.requests("pod-c", "10.96.1.50", 80, 1, timeout=0.5)) == ["timeout"]
+    before = leaving("10.96.1.50")
+    assert before > 0  # not a service CIDR yet: routed on
+    svc.apply([*objects, service_cidr], "--service-cidr", "10.96.0.0/24")
+    assert errors(lab.requests("pod-c", "10.96.1.50", 80, 2, timeout=0.5)) == ["timeout"] * 2
+    assert leaving("10.96.1.50") == before  # dropped by the node
+
+
+def test_the_node_reaches_a_load_balancer_ip_it_holds_when_the_ranges_let_it_in(lab, svc):
+    """kube-proxy's allowFromNode: when loadBalancerSourceRanges hold the node's IP, the node may
+    reach the LoadBalancer IP, also when it holds that IP itself (a VIP-style load balancer):
+    such a connection comes from the VIP. The node's IP comes from its Node object."""
+    vip = "203.0.113.40"
+    lab.node_exec(["ip", "addr", "add", f"{vip}/32", "dev", "lo"])
+    try:
+        objects = [
+            service("lb", [port(80, node_port=30040)], selector={"app": "lb"}, type="LoadBalancer", cluster_ip="10.96.0.45",
+                    loadBalancerSourceRanges=["192.168.50.0/24"], status={"loadBalancer": {"ingress": [{"ip": vip}]}}),
+            pod(lab.pods["pod-a"], {"app": "lb"}),
+        ]
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+                "status": {"addresses": [{"type": "InternalIP", "address": NODE_IP4}]}}
+        svc.apply(objects)  # no Node object: svcctl does not know the node's IP
+        assert errors(lab.requests("node", vip, 80, 2, timeout=0.5)) == ["timeout"] * 2
+        assert errors(lab.requests("client", vip, 80, 2, timeout=1.0)) == [None] * 2  # 192.168.50.2: in range
+        svc.apply([*objects, node])
+        results = lab.requests("node", vip, 80, 5, timeout=1.0)
+        assert errors(results) == [None] * 5 and set(pods_seen(results)) == {"pod-a"}
+        # The exception is for the VIPs as sources, not for everyone.
+        assert errors(lab.requests("client", vip, 80, 2, timeout=1.0)) == [None] * 2
+    finally:
+        lab.node_exec(["ip", "addr", "del", f"{vip}/32", "dev", "lo"])
