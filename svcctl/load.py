@@ -21,7 +21,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import yaml
 
@@ -106,13 +106,37 @@ _Loader.add_constructor("tag:yaml.org,2002:omap", _BaseLoader.construct_yaml_seq
 _Loader.add_constructor("tag:yaml.org,2002:pairs", _BaseLoader.construct_yaml_seq)
 
 
-@dataclass(eq=False)
 class Source:
-    """One input text: a file, or standard input (named ``-``). ``name`` is as it is shown."""
+    """One input text: a file, or standard input (named ``-``). ``name`` is as it is shown.
 
-    name: str
-    text: str
-    is_json: bool
+    A big file's text is let go once the fast path has read it (``release``): 71 MB of a
+    10,000-Service dump that only a problem found later needs. ``reread`` then reads it again,
+    or gives None if the file is no longer what was read (its problems are then shown without
+    a line)."""
+
+    def __init__(self, name: str, text: str, is_json: bool, reread: Callable[[], str | None] | None = None):
+        self.name = name
+        self._text: str | None = text
+        self.is_json = is_json
+        self._reread = reread
+        self.changed = False  # the file was reread and is not what was parsed
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, is_json={self.is_json})"
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            assert self._reread is not None
+            self._text = self._reread()
+            if self._text is None:
+                self.changed, self._text = True, ""
+        return self._text
+
+    def release(self) -> None:
+        """Let go of the text if it can be read again."""
+        if self._reread is not None:
+            self._text = None
 
     @cached_property
     def _line_starts(self) -> list[int]:
@@ -165,16 +189,19 @@ class Origin:
     @property
     def span(self) -> tuple[int, int]:
         if self._span is None:
-            self._span = self.source.object_spans[self._index]
+            spans = self.source.object_spans  # reads the text again if it was let go
+            self._span = (0, 0) if self.source.changed else spans[self._index]
         return self._span
 
     @property
     def line(self) -> int:
-        return self.source.line_at(self.start)
+        """The object's line; 0 (unknown) if its file changed since it was parsed."""
+        start = self.start
+        return 0 if self.source.changed else self.source.line_at(start)
 
     def line_of(self, path: FieldPath = ()) -> int:
         """Line of the field at ``path`` (the deepest part of it that exists), else of the object."""
-        if not path:
+        if not path or self.line == 0:
             return self.line
         if self._fields is None:
             self._fields = _FieldLines(self)
@@ -213,6 +240,7 @@ def parse_source(source: Source) -> tuple[list[RawObject], list[Problem]]:
     """Split one source into Kubernetes objects (List items expanded). Never raises for bad input."""
     with gc_paused():
         if len(source.text) >= FAST_PATH_BYTES and (objects := _parse_fast(source)) is not None:
+            source.release()
             return objects, []
         return _parse_exact(source)
 

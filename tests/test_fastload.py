@@ -13,6 +13,9 @@ import yaml
 
 from svcctl import fastload, load
 from svcctl.load import Source
+from svcctl.problems import InvalidInput
+from svcctl.sources import read_manifests
+from svcctl.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -198,3 +201,47 @@ def test_yaml_duplicate_key_goes_to_the_exact_path():
 def test_rapidyaml_errors_are_not_printed(capfd):
     assert fastload.yaml_documents("a: b: c\n") is None
     assert capfd.readouterr().err == ""
+
+
+# ---- whole runs: a big dump with problems, read by each path ------------------------------
+
+
+def dump(services: int, bad: int) -> dict:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import cluster
+
+    items = [cluster.service(i) for i in range(services)] + [cluster.endpoint_slice(i, 10) for i in range(services)]
+    items[bad]["spec"]["ports"][0]["port"] = 70000
+    items[services + bad]["endpoints"][3]["addresses"] = ["127.0.0.1"]
+    items[services + bad + 1]["endpoints"][0]["conditions"]["ready"] = "yes"
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_problems_of_a_big_dump_are_the_exact_paths(fmt: str, tmp_path: Path, run_cli, monkeypatch):
+    data = dump(700, 350)
+    path = tmp_path / f"dump.{fmt}"
+    path.write_text(json.dumps(data, indent=4) if fmt == "json" else yaml.safe_dump(data, sort_keys=False))
+    assert path.stat().st_size >= load.FAST_PATH_BYTES
+    source = Source(str(path), path.read_text(), fmt == "json")
+    assert load._parse_fast(source) is not None  # the fast path reads it
+    fast = run_cli("validate", str(path))
+    monkeypatch.setattr(load, "FAST_PATH_BYTES", 1 << 40)
+    exact = run_cli("validate", str(path))
+    assert fast == exact and fast.code == 2
+    assert len(fast.err.splitlines()) == 3 and all(f"{path}:" in line for line in fast.err.splitlines())
+
+
+def test_a_file_that_changed_is_located_without_lines(tmp_path: Path):
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(dump(700, 350), indent=4))
+    inputs = read_manifests([str(path)])
+    objects, problems = load.parse(inputs)
+    assert not problems and inputs.sources[0]._text is None  # let go of: it can be read again
+    path.write_text(path.read_text() + "\n")  # changed before a problem asks for a line
+    with pytest.raises(InvalidInput) as err:
+        validate(objects)
+    lines = err.value.lines()
+    assert len(lines) == 3 and all(line.startswith(f"{path}: ") for line in lines), lines
