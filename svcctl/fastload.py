@@ -51,16 +51,17 @@ _FLOAT = (
 _RYML_NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.?(?i:inf|nan|infinity)"
 _TYPED = f"(?:{_BOOL}|{_NULL}|{_INT}|{_FLOAT}|{_RYML_NUMBER}|=|<<)"
 # Read the same by both: JSON's literals and numbers as JSON writes them; as a key, only what
-# is its own text as a string (an integer key is its decimal text to kubectl, and to load).
-_SAME = r"true|false|0|-?[1-9][0-9]*"
-_SAME_AS_VALUE = r"null|-0|-?(?:0|[1-9][0-9]*)\.[0-9]+"
+# is its own text as a string (an integer key is its decimal text to kubectl, and to load), but
+# for 0, 1, false and true, which are one key to a Python dict (0 == False).
+_SAME_KEY = r"-?(?:[2-9]|[1-9][0-9]+)|-1"
+_SAME_VALUE = r"true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
 _KEY_END = r"[ ]*:(?:[\s,\]}]|\Z)"
 _END = rf"(?=[\s,\]}}]|\Z|{_KEY_END})"  # what ends a plain scalar
 _AFTER = r"(?=[\s,\]}:#]|\Z)"  # a superset, for those typed ("yes#x" is one string, and so is "1:x")
 # A plain scalar read differently, on one line: where one may start (a line, "- ", ": ", flow
 # indicators, or "a":yes after a quoted key), not one read the same, one that is typed.
 _DIFFERENT = re.compile(
-    f"(?:^|(?<=[\\s\\[{{,])|(?<=[\"']:))(?!(?:{_SAME}){_END}|(?:{_SAME_AS_VALUE}){_END}(?!{_KEY_END})){_TYPED}{_AFTER}",
+    f"(?:^|(?<=[\\s\\[{{,])|(?<=[\"']:))(?!(?:{_SAME_KEY}){_END}|(?:{_SAME_VALUE}){_END}(?!{_KEY_END})){_TYPED}{_AFTER}",
     re.MULTILINE,
 )
 # rapidyaml writes a key that reads as infinity or NaN as ".inf", "-.inf" or ".nan", quoted or
@@ -76,9 +77,10 @@ _PROBES = tuple(
         r"0[xb](?<=[\s\[{,:+\-]0[xb])",  # hexadecimal, binary
         r"0(?=[0-9_])(?<=[\s\[{,:+\-]0)",  # octal, a leading zero
         r"\.(?<=[\s\[{,:+\-]\.)",  # .5, -.5, .inf, .nan
-        r":(?=[0-9])(?<=[0-9]:)",  # sexagesimal 1:30
-        r":(?<=[0-9. ]:)(?=[\s,\]}]|\Z)",  # a number as a key
-        r":(?<=null:)",
+        # one pass over the colons: sexagesimal 1:30, a number or null as a key
+        r":(?:(?<=[0-9]:)(?=[0-9])|(?<=[0-9. ]:)(?=[\s,\]}]|\Z)|(?<=null:))",
+        f"true(?={_KEY_END})",
+        f"false(?={_KEY_END})",
     )
 )
 _LOWER_PROBES = tuple(  # on the text in lower case: yes, Yes and YES alike
@@ -120,14 +122,28 @@ _REFUSED = tuple(
         ("[{", r":[,\[\]{}](?<=[^\s\"':]:[,\[\]{}])"),
         ("[", r"\[[^\n]*[ ]#"),
         ("{", r"{[^\n]*[ ]#"),
-        ("", r":(?<=[\s\[{,]:)"),  # an empty key
+        ("", r":(?:(?<=[\s\[{,]:)|(?<=['\"]:)(?=[:,\]}#]))"),  # an empty key; "a":: and the like after a quoted key
         ("", r"\.\.\.(?<=\n\.\.\.)(?=\s|\Z)"),  # a document end: libyaml wants "---" after it, rapidyaml does not
         ("", r"\n[^\n]{1025}"),  # a line too long for a key of libyaml's
     )
 )
+# A quoted key: libyaml refuses one over several lines (an implicit key is on one line),
+# rapidyaml reads it. Its closing quote is then the only one of its kind on its line before it.
+_QUOTED_KEYS = tuple(re.compile(rf"{q}(?=[ ]*:(?:[\s,\]}}]|\Z))") for q in "\"'")
+
+
+def _multiline_key(text: str) -> bool:
+    for pattern in _QUOTED_KEYS:
+        for m in pattern.finditer(text):
+            quote, at = m.group(), m.start()
+            if text.count(quote, text.rfind("\n", 0, at) + 1, at) % 2 == 0:
+                return True
+    return False
+
+
 # Characters PyYAML's reader refuses or takes for line breaks (NEL, LS, PS), and the BOM.
 _UNREAD = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
-_MARKS = frozenset(b"!&*?%@`|>]},[{") | frozenset(_MARK_PROBES)
+_MARKS = frozenset(b"!&*?%@`|>]},[{'\"") | frozenset(_MARK_PROBES)
 _PLAIN_BYTES = bytes(b for b in range(256) if b == 10 or (32 <= b < 127 and b not in _MARKS))
 
 
@@ -141,6 +157,8 @@ def _for_fast_path(text: str, utf8: bytes | bytearray) -> bool:
     if rare and (any(b < 32 or b == 127 for b in rare) or (max(rare) > 127 and _UNREAD.search(text))):
         return False  # TAB, CR, other controls; what PyYAML refuses
     if any((not marks or marks & rare) and pattern.search(text) for marks, pattern in _REFUSED):
+        return False
+    if rare & frozenset(b"'\"") and _multiline_key(text):
         return False
     lower = text.lower()
     if len(lower) != len(text):  # a character whose lower case is longer: offsets would differ
@@ -173,11 +191,56 @@ def json_documents(text: str) -> list[Any] | None:
 def yaml_documents(text: str) -> list[Any] | None:
     """The documents of a YAML text as load's exact path constructs them (None for an empty
     one), or None where that path must decide."""
-    buffer = bytearray(text, "utf-8")
-    if not _for_fast_path(text, buffer):
+    if not _for_fast_path(text, text.encode("utf-8")):
         return None
+    split = _split_items(text)
+    if split is None:
+        return _read_yaml(text)
+    rest, runs = split
+    documents = _read_yaml(rest)
+    if documents is None or len(documents) != 1 or not isinstance(documents[0], dict) or documents[0].get("items") != []:
+        return None
+    items: list[Any] = []
+    for run in runs:
+        found = _read_yaml(run)
+        if found is None or len(found) != 1 or not isinstance(found[0], list):
+            return None
+        items += found[0]
+    documents[0]["items"] = items
+    return documents
+
+
+# A dump is one List document, its items a block sequence at column 0 after "items:". rapidyaml's
+# tree takes ~140 bytes a node (~300 MB for 10,000 Services): the items are read a few hundred at
+# a time. A line "- " at column 0 within them starts an item, or is inside a quoted scalar split
+# over lines: cut there, both parts are unterminated, and rapidyaml refuses them.
+# (Each pattern starts with the line break before its line: a literal, found at C speed.)
+_ITEMS = re.compile(r"\nitems:[ ]*\n(?=-[ \n])")
+_ITEM = re.compile(r"\n-(?=[ \n])")
+_AFTER_ITEMS = re.compile(r"\n(?![-#\s])|\n-(?![ \n])")  # a line at column 0 that is no item, comment or blank
+_DOCUMENT_MARK = re.compile(r"\n(?:---|\.\.\.)(?=\s|\Z)")
+_ITEMS_A_RUN = 500
+
+
+def _split_items(text: str) -> tuple[str, list[str]] | None:
+    """The text with its List's items replaced by [], and the items' text in runs; None for any
+    other text (several documents, several lists)."""
+    text = "\n" + text  # the first line has a line break before it too
+    found = _ITEMS.search(text)
+    if found is None or _ITEMS.search(text, found.end() - 1) or _DOCUMENT_MARK.search(text):
+        return None
+    after = _AFTER_ITEMS.search(text, found.end() - 1)
+    end = after.start() + 1 if after else len(text)
+    starts = [m.start() + 1 for m in _ITEM.finditer(text, found.end() - 1, end)][::_ITEMS_A_RUN] + [end]
+    runs = [text[a:b] for a, b in zip(starts, starts[1:])]
+    return text[1 : found.end() - 1] + " []\n" + text[end:], runs
+
+
+def _read_yaml(text: str) -> list[Any] | None:
+    """The documents of a YAML text already found fit for the fast path, read by rapidyaml."""
     import ryml  # rapidyaml: imported by the only function that needs it (~20 ms)
 
+    buffer = bytearray(text, "utf-8")  # the tree points into it: kept until the tree is gone
     try:
         with _quiet_stderr():  # rapidyaml prints its errors before raising them
             tree = ryml.parse_in_place(buffer)
