@@ -252,9 +252,12 @@ def _parse_exact(source: Source) -> tuple[list[RawObject], list[Problem]]:
 def _parse_fast(source: Source) -> list[RawObject] | None:
     """The objects of a source read by svcctl.fastload, or None where the exact path must read it
     (also for any problem: the exact path words and places every one)."""
-    from . import fastload  # msgspec, orjson: only for texts that take this path
-
-    documents = fastload.json_documents(source.text) if source.is_json else fastload.yaml_documents(source.text)
+    # Imported by the texts that take this path only: msgspec, orjson, rapidyaml, regular expressions.
+    if source.is_json:
+        from .fastload import json_documents as documents_of
+    else:
+        from .fastyaml import yaml_documents as documents_of
+    documents = documents_of(source.text)
     if documents is None:
         return None
     objects: list[RawObject] = []

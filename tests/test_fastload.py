@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from svcctl import fastload, load
+from svcctl import fastload, fastyaml, load
 from svcctl.load import Source
 from svcctl.problems import InvalidInput
 from svcctl.sources import read_manifests
@@ -195,7 +195,7 @@ def document(rng: random.Random) -> str:
 
 
 def test_random_yaml_documents(monkeypatch, seed: int = 20261129, count: int = 3000):
-    monkeypatch.setattr(fastload, "_ITEMS_A_RUN", 2)  # a List's items read two at a time
+    monkeypatch.setattr(fastyaml, "_ITEMS_A_RUN", 2)  # a List's items read two at a time
     rng = random.Random(seed)
     taken = sum(agree(Source("r.yaml", document(rng), False)) for _ in range(count))
     assert taken > count // 20  # and the rest declined: none was read differently
@@ -203,19 +203,19 @@ def test_random_yaml_documents(monkeypatch, seed: int = 20261129, count: int = 3
 
 def test_declines_what_yaml_1_1_reads_otherwise():
     for value in ["yes", "0777", "~", "1_000", "1:30", "inf", "1e3", "-.5", "0x1F", "Null", "<<", "="]:
-        assert fastload.yaml_documents(f"a: {value}\n") is None, value
-        assert fastload.yaml_documents(f"a: '{value}'\n") == [{"a": value}]
-    assert fastload.yaml_documents("a: 1.5\nb: true\nc:\nd: -0\n") == [{"a": 1.5, "b": True, "c": None, "d": 0}]
-    assert fastload.yaml_documents("80: a\n") == [{"80": "a"}]
-    assert fastload.yaml_documents("1.5: a\n") is None  # refused by the exact path: a float key
+        assert fastyaml.yaml_documents(f"a: {value}\n") is None, value
+        assert fastyaml.yaml_documents(f"a: '{value}'\n") == [{"a": value}]
+    assert fastyaml.yaml_documents("a: 1.5\nb: true\nc:\nd: -0\n") == [{"a": 1.5, "b": True, "c": None, "d": 0}]
+    assert fastyaml.yaml_documents("80: a\n") == [{"80": "a"}]
+    assert fastyaml.yaml_documents("1.5: a\n") is None  # refused by the exact path: a float key
 
 
 def test_yaml_duplicate_key_goes_to_the_exact_path():
-    assert fastload.yaml_documents("a: 1\nb: {c: 1, c: 2}\n") is None
+    assert fastyaml.yaml_documents("a: 1\nb: {c: 1, c: 2}\n") is None
 
 
 def test_rapidyaml_errors_are_not_printed(capfd):
-    assert fastload.yaml_documents("a: b: c\n") is None
+    assert fastyaml.yaml_documents("a: b: c\n") is None
     assert capfd.readouterr().err == ""
 
 
