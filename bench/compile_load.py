@@ -93,13 +93,15 @@ class Run(NamedTuple):
     rss: float  # MB
 
 
-def cli_run(command: list[str], out: str) -> Run:
-    """Wall and CPU seconds and peak RSS of one svcctl command, its output to a file."""
+def cli_run(command: list[str], out: str, code: str | None = None) -> Run:
+    """Wall and CPU seconds and peak RSS of one svcctl command, its output to a file; with
+    ``code``, svcctl as found in that checkout (PYTHONPATH) instead of this one."""
     timer = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    env = {**os.environ, "PYTHONPATH": code} if code else None
     with open(out, "w") as f:
         if timer:
             t0 = time.perf_counter()
-            done = subprocess.run([timer, "-f", "%U %S %M", *command], stdout=f, stderr=subprocess.PIPE, text=True)
+            done = subprocess.run([timer, "-f", "%U %S %M", *command], stdout=f, stderr=subprocess.PIPE, text=True, env=env)
             wall = time.perf_counter() - t0
             if done.returncode != 0:
                 raise SystemExit(f"{' '.join(command[:2])} failed:\n{done.stderr}")
@@ -107,7 +109,7 @@ def cli_run(command: list[str], out: str) -> Run:
             return Run(wall, float(user) + float(system), int(rss_kb) / 1024)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        done = subprocess.run(command, stdout=f, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(command, stdout=f, stderr=subprocess.PIPE, text=True, env=env)
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(command[:2])} failed:\n{done.stderr}")
@@ -118,13 +120,13 @@ def cli_run(command: list[str], out: str) -> Run:
         return Run(wall, cpu, max(before.ru_maxrss, after.ru_maxrss) / 1024)
 
 
-def best_runs(commands: list[tuple[list[str], str]], repeat: int) -> list[Run]:
-    """Each command run ``repeat`` times, the commands alternating: the best wall time of each
-    (with its CPU time), and the largest peak memory."""
+def best_runs(commands: list[tuple[list[str], str, str | None]], repeat: int) -> list[Run]:
+    """Each command (argv, output file, checkout or None) run ``repeat`` times, the commands
+    alternating: the best wall time of each (with its CPU time), and the largest peak memory."""
     runs: list[list[Run]] = [[] for _ in commands]
     for _ in range(repeat):
-        for i, (command, out) in enumerate(commands):
-            runs[i].append(cli_run(command, out))
+        for i, (command, out, code) in enumerate(commands):
+            runs[i].append(cli_run(command, out, code))
     best = []
     for found in runs:
         fastest = min(found, key=lambda r: r.wall)
@@ -159,6 +161,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=50000, help="one more size, measured once (0: none)")
     ap.add_argument("--endpoints", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the best is shown)")
+    ap.add_argument("--against", metavar="CHECKOUT", help="also run the commands with svcctl from this checkout (e.g. main's), alternating with this one's")
     args = ap.parse_args()
     skip = kernel_skip_reason()
 
@@ -172,24 +175,30 @@ def main() -> None:
             for stage, t in stage_times(path, n).items():
                 best[stage] = min(best[stage], t)
         out = os.path.join(OUT, f"cluster-{n}x{args.endpoints}.nft")
-        compiled, validated = best_runs(
-            [([SVCCTL, "compile", path, *NODE_OPTIONS], out), ([SVCCTL, "validate", yaml_path], os.devnull)], repeat
-        )
+        checkouts = [None, *([args.against] if args.against else [])]
+        commands = [
+            (command, target, code)
+            for code in checkouts
+            for command, target in (([SVCCTL, "compile", path, *NODE_OPTIONS], out if code is None else os.devnull), ([SVCCTL, "validate", yaml_path], os.devnull))
+        ]
+        found = best_runs(commands, repeat)
         load_s = kernel_load(out, repeat) if skip is None else None
         size = os.path.getsize(out) / 1e6
-        rows.append([
-            f"{n} x {args.endpoints}",
-            *(f"{best[s]:.2f} s" for s in STAGES),
-            f"{sum(best.values()):.2f} s",
-            f"{compiled.wall:.2f} s",
-            f"{compiled.cpu:.2f} s",
-            f"{compiled.rss:.0f} MB",
-            f"{validated.wall:.2f} s",
-            f"{validated.cpu:.2f} s",
-            f"{validated.rss:.0f} MB",
-            f"{load_s:.2f} s" if load_s is not None else f"skipped ({skip})",
-            f"{size:.1f} MB",
-        ])
+        for k, code in enumerate(checkouts):
+            compiled, validated = found[2 * k], found[2 * k + 1]
+            rows.append([
+                f"{n} x {args.endpoints}" + (f" ({code})" if code else ""),
+                *((f"{best[s]:.2f} s" for s in STAGES) if code is None else ["-"] * len(STAGES)),
+                f"{sum(best.values()):.2f} s" if code is None else "-",
+                f"{compiled.wall:.2f} s",
+                f"{compiled.cpu:.2f} s",
+                f"{compiled.rss:.0f} MB",
+                f"{validated.wall:.2f} s",
+                f"{validated.cpu:.2f} s",
+                f"{validated.rss:.0f} MB",
+                (f"{load_s:.2f} s" if load_s is not None else f"skipped ({skip})") if code is None else "-",
+                f"{size:.1f} MB" if code is None else "-",
+            ])
 
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
