@@ -459,13 +459,33 @@ class NodeStatus(_Lenient):
     addresses: list[NodeAddress] = Field(default_factory=list)
 
 
+class Taint(_Lenient):
+    key: str = ""
+
+
+class NodeSpec(_Lenient):
+    taints: list[Taint] = Field(default_factory=list)
+
+
+# The taint the cluster autoscaler puts on a node it is about to remove.
+TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
+
+
 class Node(_Object, _Lenient):
-    """A Node's name and labels (its zone, for topology-aware routing) and addresses (this node's
-    IPs, as kube-proxy takes them from its own Node); the rest is ignored."""
+    """A Node's name and labels (its zone, for topology-aware routing), addresses (this node's
+    IPs, as kube-proxy takes them from its own Node), deletion and taints (whether it is going
+    away); the rest is ignored."""
 
     namespaced: ClassVar[bool] = False
     metadata: NodeMeta = Field(default_factory=NodeMeta)
+    spec: NodeSpec = Field(default_factory=NodeSpec)
     status: NodeStatus = Field(default_factory=NodeStatus)
+
+    @property
+    def going(self) -> bool:
+        """Being deleted, or about to be by the cluster autoscaler: load balancers should send
+        it no new connections (kube-proxy's /healthz then says 503: NodeEligible)."""
+        return self.metadata.deletion_timestamp is not None or any(t.key == TO_BE_DELETED_TAINT for t in self.spec.taints)
 
     def primary_ips(self) -> dict[int, str]:
         """The node's IP per family as kube-proxy picks it (GetNodeHostIPs): the first InternalIP

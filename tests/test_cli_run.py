@@ -47,7 +47,7 @@ def test_source_must_be_a_directory(run_cli, tmp_path) -> None:
 
 def test_help(run_cli) -> None:
     result = run_cli("run", "--help")
-    assert result.code == 0 and result.out.startswith("Usage: svcctl run [OPTIONS] DIRECTORY")
+    assert result.code == 0 and result.out.startswith("Usage: svcctl run [OPTIONS] [DIRECTORY]")
     assert "Examples:\n" in result.out and "Exit status:" in result.out and "<str>" not in result.out
     for metavar in ("--health-addr HOST:PORT", "--min-sync-period DURATION", "--cluster-cidr CIDR", "--config FILE"):
         assert metavar in result.out, metavar

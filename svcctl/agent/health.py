@@ -5,7 +5,9 @@
   that succeeded is recent (within twice --sync-period, kube-proxy's healthTimeout; a verify
   sync succeeds every --sync-period when all is well, even when nothing changed), else 503. A
   JSON body: ``{"lastUpdated", "currentTime", "healthy"}`` (RFC 3339 times; on 200 lastUpdated
-  is the current time, as kube-proxy writes it).
+  is the current time, as kube-proxy writes it). ``/healthz`` also says 503 while this node's
+  Node object (when the input has it) is being deleted or tainted
+  ToBeDeletedByClusterAutoscaler, with ``"nodeEligible": false``.
 - ``/metrics`` (--metrics-addr, default 127.0.0.1:10249): svcctl.agent.metrics.
 - one server per LoadBalancer Service with externalTrafficPolicy Local and a
   healthCheckNodePort, on that port on every address: what a cloud load balancer probes to learn
@@ -92,6 +94,7 @@ class ProxyHealth:
         self.timeout = timeout
         self._clock = clock  # Unix time
         self.last_updated = clock()  # a starting agent counts as healthy, as kube-proxy's
+        self.node_eligible = True  # False while this node's Node object says it is going away
 
     def updated(self) -> None:
         self.last_updated = self._clock()
@@ -99,10 +102,16 @@ class ProxyHealth:
     def healthy(self) -> bool:
         return self._clock() - self.last_updated < self.timeout
 
-    def answer(self) -> Response:
+    def answer(self, node: bool = False) -> Response:
+        """/livez; with ``node`` /healthz, which also says 503 while the node is going away
+        (deleted, or tainted ToBeDeletedByClusterAutoscaler), so that load balancers drain it."""
         now = self._clock()
         healthy = self.healthy()
-        body = {"lastUpdated": _time(now if healthy else self.last_updated), "currentTime": _time(now), "healthy": healthy}
+        body: dict[str, object] = {"lastUpdated": _time(now if healthy else self.last_updated), "currentTime": _time(now)}
+        if node:
+            body["nodeEligible"] = self.node_eligible
+            healthy = healthy and self.node_eligible
+        body["healthy"] = healthy
         return Response(200 if healthy else 503, json.dumps(body).encode())
 
 

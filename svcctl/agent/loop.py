@@ -95,6 +95,10 @@ class Agent:
         except Exception as err:  # noqa: BLE001 - a bug in svcctl: logged, retried, never fatal
             log.error("internal error (a bug in svcctl)", extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
             report = SyncReport(kind, 0.0, 0.0, 0, 0, None, error=str(err))
+        else:
+            if self.health.node_eligible != report.node_eligible:
+                log.warning("this node's Node is going away: /healthz says 503" if not report.node_eligible else "this node's Node is back: /healthz follows the syncs again")
+            self.health.node_eligible = report.node_eligible
         ok = report.result is not None
         backoff = self.schedule.end(time.monotonic(), kind, ok)
         if ok:

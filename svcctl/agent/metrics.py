@@ -27,7 +27,7 @@ class Metrics:
         self.last_queued = Gauge(
             "svcctl_sync_proxy_rules_last_queued_timestamp_seconds", "When the source last reported a change (Unix time).", registry=r
         )
-        self.changes = Counter("svcctl_source_changes", "Changes the source reported (files added, changed or removed).", registry=r)
+        self.changes = Counter("svcctl_source_changes", "Changes the source reported (files, or API objects, added, changed or removed).", registry=r)
         self.services = Gauge("svcctl_services", "Services with rules on this node (accepted, resolved).", registry=r)
         self.endpoints = Gauge("svcctl_endpoints", "Endpoints of those Services, over all their ports.", registry=r)
         self.rules = Gauge(
@@ -39,6 +39,17 @@ class Metrics:
             "svcctl_kernel_errors", "Syncs the kernel refused or that could not reach it (retried with backoff).", registry=r
         )
         self.healthz = Counter("svcctl_proxy_healthz", "/healthz answers, by HTTP status code.", ["code"], registry=r)
+        # kube-proxy's buckets: 0.25 s, 0.5 s, then 1 s steps to 59 s, 5 s steps to 115 s, 30 s steps to 300 s.
+        self.network_programming = Histogram(
+            "svcctl_network_programming_duration_seconds",
+            "From an EndpointSlice change (its endpoints.kubernetes.io/last-change-trigger-time) to the sync that put it in the rules.",
+            buckets=(0.25, 0.5, *range(1, 60), *range(60, 120, 5), *range(120, 301, 30)), registry=r,
+        )
+        self.api_errors = Counter(
+            "svcctl_api_errors", "Kubernetes API requests that failed, by resource and HTTP status code (or connection, timeout, "
+            "protocol); 410 is an expired resourceVersion, answered by listing again.", ["resource", "code"], registry=r,
+        )
+        self.api_lists = Counter("svcctl_api_lists", "Lists of a Kubernetes API resource (the first, and each after a 410).", ["resource"], registry=r)
         self.health_check_services = Gauge(
             "svcctl_health_check_node_ports", "healthCheckNodePort servers open (LoadBalancer Services with externalTrafficPolicy Local).",
             registry=r,
@@ -49,6 +60,8 @@ class Metrics:
         self.sync_duration.labels(report.kind.label).observe(report.seconds)
         if report.result is not None:
             self.last_sync.set(now)
+            for when in report.triggered:
+                self.network_programming.observe(max(now - when, 0.0))
         else:
             self.kernel_errors.inc()
         self.invalid.set(report.problems)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
@@ -31,7 +32,7 @@ from ..options import Options
 from ..plan import ServicePlan
 from .planner import Name, Planner
 from .source import Event
-from .state import State
+from .state import Key, State
 
 RELOAD_PERIOD = 3600.0
 BACKOFF_FIRST = 1.0
@@ -119,13 +120,16 @@ class SyncReport:
     warnings: tuple[str, ...] = ()  # new warnings of the plan (addresses two Services ask for)
     totals: dict[str, int] = field(default_factory=dict)
     health_checks: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # Service -> (port, local endpoints)
+    node_eligible: bool = True  # this node's Node (if known) is not going away
+    triggered: tuple[float, ...] = ()  # when the EndpointSlice changes this sync took were made (Unix time)
 
 
 class Syncing:
     """The agent's state and what a sync does with it."""
 
-    def __init__(self, options: Options, syncer: Syncer, clock: Any = time.monotonic):
+    def __init__(self, options: Options, syncer: Syncer, clock: Any = time.monotonic, wall_clock: Any = time.time):
         self.options = options  # as given; cluster objects in the input add to them (svcctl.cluster)
+        self.started = wall_clock()
         self.state = State(options.node_port_range)
         self.planner = Planner(options)
         self.syncer = syncer
@@ -154,6 +158,7 @@ class Syncing:
     def sync(self, events: list[Event], kind: Kind) -> SyncReport:
         start = self._clock()
         changes = self.state.apply(events)
+        triggered = tuple(t for key, (_, after) in changes.items() if key.kind == "EndpointSlice" and (t := _triggered(after)) >= self.started)
         if any(key.kind in CLUSTER_KINDS for key in changes):
             plans = self._reconfigure()
         else:
@@ -187,4 +192,28 @@ class Syncing:
             warnings=new_warnings,
             totals={**self.planner.totals(), **self.syncer.counts()},
             health_checks=self.planner.health_checks(),
+            node_eligible=self.node_eligible(),
+            triggered=triggered,
         )
+
+    def node_eligible(self) -> bool:
+        """Whether load balancers may send this node new connections: not while its Node object
+        says it is going away. A node without a Node object in the input is eligible."""
+        entry = self.state.objects.get(Key("Node", "", self.options.node_name))
+        return entry is None or not entry.obj.going
+
+
+TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+def _triggered(entry: Any) -> float:
+    """When the change an EndpointSlice holds was made: its ``last-change-trigger-time``
+    annotation (the EndpointSlice controller's, RFC 3339 with up to nanoseconds), as Unix time;
+    0 without one (or a gone slice). kube-proxy's network programming latency counts from it."""
+    text = entry.obj.metadata.annotations.get(TRIGGER_TIME, "") if entry is not None else ""
+    seconds, dot, rest = text.rstrip("Z").partition(".")
+    try:
+        when = datetime.fromisoformat(seconds + "+00:00").timestamp()
+        return when + (float(f"0.{rest}") if dot and rest.isdigit() else 0.0)
+    except ValueError:
+        return 0.0

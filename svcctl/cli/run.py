@@ -8,7 +8,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -48,17 +48,21 @@ def _invalid(message: str) -> InvalidInput:
 @app.command()
 @with_options(*NODE_SETTINGS)
 def run(
-    source: Annotated[str, typer.Argument(metavar="DIRECTORY", help="A manifest directory: its *.yaml, *.yml and *.json files, watched.")],
     options: Options,
+    source: Annotated[Optional[str], typer.Argument(metavar="[DIRECTORY]", help="A manifest directory: its *.yaml, *.yml and *.json files, watched.", show_default=False)] = None,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", metavar="FILE", help="Watch the Kubernetes API of this kubeconfig file (its current context) instead of a directory.")] = None,
+    in_cluster: Annotated[bool, typer.Option("--in-cluster", help="Watch the Kubernetes API with the pod's service account (KUBERNETES_SERVICE_HOST and _PORT, its token and CA).")] = False,
     health_addr: Annotated[str, typer.Option("--health-addr", metavar="HOST:PORT", help="Where /healthz and /livez answer (empty: nowhere).")] = "127.0.0.1:10256",
     metrics_addr: Annotated[str, typer.Option("--metrics-addr", metavar="HOST:PORT", help="Where /metrics answers (empty: nowhere).")] = "127.0.0.1:10249",
     min_sync_period: Annotated[str, typer.Option("--min-sync-period", metavar="DURATION", help="Syncs for changes start at most this often (0: at once).")] = "1s",
     sync_period: Annotated[str, typer.Option("--sync-period", metavar="DURATION", help="How often the kernel is read and repaired.")] = "30s",
     log_format: Annotated[str, typer.Option("--log-format", metavar="text|json", help="key=value pairs, or one JSON object per line.")] = "text",
 ) -> None:
-    """Node agent: keep the rules in step with a manifest directory until SIGTERM or SIGINT.
+    """Node agent: keep the rules in step with a manifest directory, or with the Kubernetes API
+    (--kubeconfig FILE, --in-cluster), until SIGTERM or SIGINT.
 
-    Each change of the directory reaches the kernel as a transaction with only what it changed;
+    From the API it watches what kube-proxy watches: Services, EndpointSlices, ServiceCIDRs and
+    this node's Node (--node-name). Each change reaches the kernel as a transaction with only what it changed;
     every --sync-period the kernel is read and repaired. Serves /healthz, /metrics and the
     healthCheckNodePorts of LoadBalancer Services. On SIGTERM or SIGINT it exits and leaves the
     rules in place. Needs root (CAP_NET_ADMIN).
@@ -67,18 +71,21 @@ def run(
     Examples:
       svcctl run /etc/svcctl/manifests --config /etc/svcctl/config.yaml
       svcctl run manifests/ --node-name node-1 --min-sync-period 0 --log-format json
+      svcctl run --kubeconfig /etc/svcctl/kubeconfig --config /etc/svcctl/config.yaml
     Exit status: 0 after SIGTERM or SIGINT, 2 invalid options, 3 the kernel is out of reach (no
     privileges).
     """
-    # The agent (asyncio, prometheus_client, watchfiles) is imported by the one command that runs it.
+    # The agent (asyncio, prometheus_client, watchfiles, the Kubernetes client) is imported by the
+    # one command that runs it.
     import asyncio
 
     from ..agent import logs
     from ..agent.health import HealthCheckServers, ProxyHealth, split_address
+    from ..agent.kube import ConfigError, KubeSource, connect
     from ..agent.loop import Agent
     from ..agent.metrics import Metrics
     from ..agent.reconcile import Schedule, Syncing
-    from ..agent.source import DirectorySource
+    from ..agent.source import DirectorySource, Source
 
     try:
         min_period, period = parse_duration(min_sync_period), parse_duration(sync_period)
@@ -89,16 +96,28 @@ def run(
         raise _invalid("--sync-period must be more than 0")
     if log_format not in logs.FORMATS:
         raise _invalid(f'--log-format: "{log_format}" is not one of {", ".join(logs.FORMATS)}')
-    directory = Path(source)
-    if not directory.is_dir():
-        raise _invalid(f"{source}: not a directory (svcctl run watches a manifest directory)")
+    given = [name for name, value in (("DIRECTORY", source), ("--kubeconfig", kubeconfig), ("--in-cluster", in_cluster)) if value]
+    if len(given) != 1:
+        raise _invalid(f"give one source: a DIRECTORY, --kubeconfig FILE or --in-cluster (not {' and '.join(given)})" if given else
+                       "give a source: a DIRECTORY, --kubeconfig FILE or --in-cluster")
+    metrics = Metrics()
+    watched: Source
+    if source is not None:
+        directory = Path(source)
+        if not directory.is_dir():
+            raise _invalid(f"{source}: not a directory (svcctl run watches a manifest directory)")
+        watched, shown = DirectorySource(directory, rescan=period), str(directory)
+    else:
+        try:
+            client = connect(kubeconfig, in_cluster)
+        except ConfigError as err:
+            raise _invalid(f"{given[0]}: {err}") from None
+        watched, shown = KubeSource(client, options.node_name, metrics), f"Kubernetes API {client.base_url}"
     syncer = backend(options.backend).syncer(options)  # KernelError without privileges: exit 3
     log = logs.setup(log_format)
-    directory_source = DirectorySource(directory, rescan=period)
     health = ProxyHealth(2 * period, time.time)
-    metrics = Metrics()
-    agent = Agent(directory_source, Syncing(options, syncer), Schedule(min_period, period), metrics, health, HealthCheckServers(health))
-    log.info("starting", extra={"fields": {"source": str(directory), "backend": options.backend, "node": options.node_name, "min_sync_period_s": min_period, "sync_period_s": period}})
+    agent = Agent(watched, Syncing(options, syncer), Schedule(min_period, period), metrics, health, HealthCheckServers(health))
+    log.info("starting", extra={"fields": {"source": shown, "backend": options.backend, "node": options.node_name, "min_sync_period_s": min_period, "sync_period_s": period}})
     try:
         asyncio.run(_main(agent, addresses[0], addresses[1]))
     except OSError as err:
@@ -125,7 +144,7 @@ async def _main(agent: Agent, health_at: tuple[str, int] | None, metrics_at: tup
     def health(method: str, path: str) -> Response:
         if path not in ("/healthz", "/livez"):
             return Response(404, b"404 page not found\n", "text/plain")
-        answer = agent.health.answer()
+        answer = agent.health.answer(node=path == "/healthz")
         if path == "/healthz":
             agent.metrics.healthz.labels(str(answer.status)).inc()
         return answer

@@ -1,8 +1,9 @@
 """Rulesets in one comparable form, for ``diff``: the kernel's own listing, normalized.
 
-Template text and ``nft list`` output differ in form (kernel-notes.md), so ``diff`` compares
-like with like: the live tables' listing against the listing of the planned ruleset loaded
-into a throwaway namespace. Both are normalized the same way: objects sorted by kind and name
+``diff`` compares like with like: the live tables' listing against the listing the plan predicts
+(svcctl.nftables.render.listing: the templates write rules in the kernel's own form, and
+tests/test_golden.py proves the prediction against the kernel for every golden case). Both are
+normalized the same way: objects sorted by kind and name
 (the kernel lists them in creation order, which depends on the history of applies), elements
 one per line and sorted (hash sets list in hash order), and the elements of dynamic sets left
 out: session-affinity entries are state, not configuration.
