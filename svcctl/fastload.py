@@ -38,7 +38,7 @@ def json_documents(text: str) -> list[Any] | None:
     where that path must decide: invalid JSON, several documents, what is described above."""
     try:
         value = msgspec.json.decode(text)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
         return None
     return [value] if keys_kept(text, [value]) else None
 

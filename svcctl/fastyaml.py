@@ -228,7 +228,7 @@ def _read_yaml(text: str) -> list[Any] | None:
         return None
     try:
         values = [msgspec.json.decode(t) for t in texts]
-    except (msgspec.DecodeError, RecursionError):  # rapidyaml wrote what is no JSON: control characters
+    except (msgspec.DecodeError, RecursionError, UnicodeError):  # what is no JSON: control characters, surrogates
         return None
     return values if keys_kept("".join(texts), values) else None
 

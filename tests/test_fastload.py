@@ -261,3 +261,17 @@ def test_a_file_that_changed_is_located_without_lines(tmp_path: Path):
         validate(objects)
     lines = err.value.lines()
     assert len(lines) == 3 and all(line.startswith(f"{path}: ") for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a: "\\q"\n', 'a: "\\x4"\n', 'a: "\\u12"\n', 'a: "\\U0011FFFF"\n', 'a: "\\ud800"\n', 'a: "\\uDC00x"\n', 'a: b:\n',
+        "a: [b,\nc]\n", "a: [b,\n  c]\n", "a: {b: c,\nd: e}\n", 'k:\n  a: "b\nc"\n', "a: 'b\n\n\nc'\n", 'a: "\\\n  b"\n',
+        'a: "x\\"\n', "- a\n - b\n", "a:\n- b\n  - c\n", 'a: "\\0"\n', 'a: "\\e"\n', 'a: "\\uFEFF"\n', 'a: "\\U0001F600"\n',
+        "k0: |2'   true\n", "k: |\n  x", "0: a\nfalse: b\n", "k: {\"-1\"::true}\n", "'.NaN': 1\n",
+    ],
+)
+def test_edges(text: str):
+    """Escapes, surrogates, flow collections over lines, and what the random documents found."""
+    agree(Source("e.yaml", text, False))
