@@ -64,19 +64,24 @@ def keys_kept(text: str, values: list[Any]) -> bool:
 
 @contextmanager
 def quiet_stderr() -> Iterator[None]:
-    """Standard error (file descriptor 2) sent to /dev/null for a while."""
+    """Standard error (file descriptor 2) held back for a while: what was written to it meanwhile
+    (by other threads: svcctl run logs there) is passed on, unless the block raised (then it
+    holds rapidyaml's own message, dropped with it)."""
     try:
         saved = os.dup(2)
     except OSError:  # no standard error to quiet
         yield
         return
+    held = os.memfd_create("svcctl-stderr")
     try:
-        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(held, 2)
         try:
-            os.dup2(null, 2)
+            yield
         finally:
-            os.close(null)
-        yield
+            os.dup2(saved, 2)
+        os.lseek(held, 0, os.SEEK_SET)
+        while chunk := os.read(held, 1 << 16):
+            os.write(2, chunk)
     finally:
-        os.dup2(saved, 2)
+        os.close(held)
         os.close(saved)

@@ -5,6 +5,7 @@ documents made to hit what YAML 1.1 and 1.2, PyYAML and rapidyaml, read differen
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -275,3 +276,12 @@ def test_a_file_that_changed_is_located_without_lines(tmp_path: Path):
 def test_edges(text: str):
     """Escapes, surrogates, flow collections over lines, and what the random documents found."""
     agree(Source("e.yaml", text, False))
+
+
+def test_what_others_write_meanwhile_is_passed_on(capfd):
+    with fastload.quiet_stderr():
+        os.write(2, b"a log line\n")
+    with pytest.raises(ValueError), fastload.quiet_stderr():
+        os.write(2, b"rapidyaml's message\n")
+        raise ValueError()
+    assert capfd.readouterr().err == "a log line\n"
