@@ -155,6 +155,11 @@ def canonical_ip(value: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, value))
 
 
+def endpoint_text(address: str, port: int) -> str:
+    """``IP:PORT``, or ``[IP6]:PORT``: an address and port as people and nft write them."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     packed = packed_ip(value)
     return None if packed is None else ipaddress.ip_address(packed)

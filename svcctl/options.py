@@ -44,6 +44,9 @@ class Options:
     """Everything besides the manifests that decides the ruleset."""
 
     node_name: str = ""
+    # This node's zone (topology-aware routing, svcctl.topology); "": the zone label of the Node
+    # named node_name in the input, if there is one (svcctl.resolve.this_node).
+    node_zone: str = ""
     cluster_cidrs: tuple[Network, ...] = ()
     nodeport_addresses: tuple[Network, ...] = ()
     masquerade_all: bool = False
@@ -61,6 +64,7 @@ class Options:
 # setting name (flag without dashes) -> Options field
 _SETTINGS = {
     "node-name": "node_name",
+    "node-zone": "node_zone",
     "cluster-cidr": "cluster_cidrs",
     "nodeport-addresses": "nodeport_addresses",
     "masquerade-all": "masquerade_all",
@@ -141,6 +145,10 @@ def _convert(key: str, value: Any) -> Any:
     if key == "node-name":
         if not isinstance(value, str) or formats.dns1123_subdomain(value):
             raise ValueError(f'"{value}" is not a valid node name (a DNS-1123 subdomain)')
+        return value
+    if key == "node-zone":
+        if not isinstance(value, str) or formats.label_value(value):
+            raise ValueError(f'"{value}" is not a valid zone (a label value: at most 63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)')
         return value
     if key == "service-node-port-range":
         match = re.fullmatch(r"(\d+)-(\d+)", str(value).strip())

@@ -13,7 +13,7 @@ import operator
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Iterable, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 from .allocate import Allocation, allocate
 from .formats import canonical_ip, ip_version
@@ -30,6 +30,7 @@ from .model import (
     TrafficPolicy,
 )
 from .options import Network, Options
+from .topology import NodeTopology, controller_hints, preference
 from .validate import SERVICE_NAME_LABEL, Inventory
 
 
@@ -55,6 +56,10 @@ class Backend(NamedTuple):
     # The endpoint's DNS label under a headless Service (DNS spec 2.4.1), "" for none: the
     # EndpointSlice or Endpoints hostname, or for Pods what the endpoints controller sets.
     hostname: str = ""
+    # hints.forZones and hints.forNodes: where kube-proxy sends this endpoint traffic from
+    # (svcctl.topology), as the EndpointSlice has them or as its controller would write them.
+    zone_hints: tuple[str, ...] = ()
+    node_hints: tuple[str, ...] = ()
 
     @property
     def version(self) -> int:
@@ -69,17 +74,6 @@ class ResolvedPort:
     target_port: int | str
     node_port: int  # 0: none
     backends: tuple[Backend, ...]
-
-    def usable(self, local_only: bool, version: int) -> tuple[Backend, ...]:
-        """The endpoints traffic may go to: the ready ones; if none is ready, the ones that are
-        serving and terminating (kube-proxy's fallback, so connections drain during a rollout).
-        With ``local_only``, the same choice among this node's endpoints alone."""
-        v6 = version == 6  # inline rather than b.version: this runs for every endpoint twice per family
-        candidates = [b for b in self.backends if (":" in b.address) == v6 and (b.local or not local_only)]
-        ready = tuple(b for b in candidates if b.ready)
-        if ready:
-            return ready
-        return tuple(b for b in candidates if b.serving and b.terminating)
 
 
 @dataclass(frozen=True)
@@ -98,6 +92,9 @@ class ResolvedService:
     external_name: str
     endpoint_source: EndpointSource
     ports: tuple[ResolvedPort, ...]
+    # This node, as its endpoints' hints are read against it (svcctl.topology); None when no
+    # endpoint has hints, so that where the node is makes no difference to the Service.
+    node: NodeTopology | None = None
 
     @property
     def ref(self) -> str:
@@ -121,36 +118,45 @@ def resolve(inventory: Inventory, options: Options) -> list[ResolvedService]:
     pods: dict[str, list[Pod]] = defaultdict(list)
     for p in inventory.pods:
         pods[p.obj.metadata.namespace].append(p.obj)
+    zones = {n.obj.metadata.name: n.obj.zone for n in inventory.nodes}
     out = []
     for entry in sorted(inventory.services, key=lambda e: (e.obj.metadata.namespace, e.obj.metadata.name)):
         svc = entry.obj
         key = (svc.metadata.namespace, svc.metadata.name)
-        out.append(resolve_service(svc, allocations[svc.ref], slices.get(key, []), endpoints.get(key), pods[key[0]], options))
+        out.append(resolve_service(svc, allocations[svc.ref], slices.get(key, []), endpoints.get(key), pods[key[0]], options, zones))
     return out
 
 
+def this_node(options: Options, zones: Mapping[str, str]) -> NodeTopology:
+    """This node's name and zone: --node-zone, else the zone label of the Node of its name."""
+    return NodeTopology(options.node_name, options.node_zone or zones.get(options.node_name, ""))
+
+
 def resolve_service(
-    svc: Service, alloc: Allocation, slices: Iterable[EndpointSlice], endpoints: Endpoints | None, pods: Iterable[Pod], options: Options
+    svc: Service, alloc: Allocation, slices: Iterable[EndpointSlice], endpoints: Endpoints | None, pods: Iterable[Pod], options: Options,
+    zones: Mapping[str, str] = {},
 ) -> ResolvedService:
     """One Service, from what its endpoints may come from: the EndpointSlices labelled with its
-    name, the Endpoints object of its name, the Pods of its namespace (any order)."""
+    name, the Endpoints object of its name, the Pods of its namespace (any order). ``zones``:
+    the zone label of each Node in the input, by name."""
     slices = list(slices)
     if slices:
         source, per_port = EndpointSource.SLICES, _from_slices(svc, slices, options)
     elif endpoints is not None:
-        source, per_port = EndpointSource.ENDPOINTS, _from_endpoints(svc, endpoints, options)
+        source, per_port = EndpointSource.ENDPOINTS, _from_endpoints(svc, endpoints, options, zones)
     elif svc.spec.selector:
         # The EndpointSlice controller makes slices only for the Service's IP families, so a
         # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
         # no allocated IPs to tell their families: every Pod IP is kept.)
         families = {ip_version(ip) for ip in alloc.cluster_ips} or {4, 6}
-        source, per_port = EndpointSource.PODS, _from_pods(svc, list(pods), families, options)
+        source, per_port = EndpointSource.PODS, _from_pods(svc, list(pods), families, options, zones)
     else:
         source, per_port = EndpointSource.NONE, [[] for _ in svc.spec.ports]
-    return _resolved(svc, alloc, source, per_port)
+    hinted = any(b.zone_hints or b.node_hints for backends in per_port for b in backends)
+    return _resolved(svc, alloc, source, per_port, this_node(options, zones) if hinted else None)
 
 
-def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port: list[list[Backend]]) -> ResolvedService:
+def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port: list[list[Backend]], node: NodeTopology | None) -> ResolvedService:
     spec = svc.spec
     lb_ips: tuple[str, ...] = ()
     if spec.type is ServiceType.LOAD_BALANCER:
@@ -187,6 +193,7 @@ def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port:
         external_name=spec.external_name,
         endpoint_source=source,
         ports=ports,
+        node=node,
     )
 
 
@@ -195,11 +202,13 @@ _backend_order = operator.itemgetter(0, 1, 2)  # address, port, node: C speed, 1
 
 def _backend(
     ip: str, port: int, node: str | None, ready: bool, serving: bool, terminating: bool, zone: str | None,
-    hostname: str, options: Options,
+    hostname: str, options: Options, hints: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
 ) -> Backend:
     node = node or ""
     # Positional: keywords make building 100,000 NamedTuples measurably slower.
-    return Backend(canonical_ip(ip), port, node, ready, serving, terminating, zone or "", bool(node) and node == options.node_name, hostname)
+    return Backend(
+        canonical_ip(ip), port, node, ready, serving, terminating, zone or "", bool(node) and node == options.node_name, hostname, *hints
+    )
 
 
 def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) -> list[list[Backend]]:
@@ -215,7 +224,10 @@ def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) ->
                 continue
             port, done, found = match.port, seen[i], per_port[i]
             for ep in es.endpoints:
-                backend = _backend(ep.addresses[0], port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, ep.hostname, options)
+                backend = _backend(
+                    ep.addresses[0], port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, ep.hostname, options,
+                    (ep.zone_hints, ep.node_hints),
+                )
                 key = backend[:2]  # address, port: kube-proxy uses an endpoint's first address only
                 if key in done:
                     continue  # the same endpoint in two slices (during an update): count it once
@@ -224,7 +236,12 @@ def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) ->
     return per_port
 
 
-def _from_endpoints(svc: Service, ep: Endpoints, options: Options) -> list[list[Backend]]:
+def _from_endpoints(svc: Service, ep: Endpoints, options: Options, zones: Mapping[str, str]) -> list[list[Backend]]:
+    # For a Service with a selector, the cluster's EndpointSlices are the controller's, made
+    # from the same Pods: their zones and hints are emulated. A Service without one has its
+    # Endpoints mirrored into slices, with neither zones nor hints (endpointslicemirroring).
+    selector = bool(svc.spec.selector)
+    prefer = preference(svc) if selector else None
     per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
     for subset in ep.subsets:
         for i, sp in enumerate(svc.spec.ports):
@@ -232,17 +249,19 @@ def _from_endpoints(svc: Service, ep: Endpoints, options: Options) -> list[list[
             if match is None:
                 continue
             # Endpoints know no terminating state: an address is ready, or not ready and not serving.
-            for a in subset.addresses:
-                per_port[i].append(_backend(a.ip, match.port, a.node_name, True, True, False, None, a.hostname, options))
-            for a in subset.not_ready_addresses:
-                per_port[i].append(_backend(a.ip, match.port, a.node_name, False, False, False, None, a.hostname, options))
+            for addresses, ready in ((subset.addresses, True), (subset.not_ready_addresses, False)):
+                for a in addresses:
+                    zone = zones.get(a.node_name, "") if selector else ""
+                    hints = controller_hints(prefer, ready, zone, a.node_name)
+                    per_port[i].append(_backend(a.ip, match.port, a.node_name, ready, ready, False, zone, a.hostname, options, hints))
     return per_port
 
 
-def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Options) -> list[list[Backend]]:
+def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Options, zones: Mapping[str, str]) -> list[list[Backend]]:
     """The EndpointSlice controller's view of the Pods a selector matches."""
     selector = svc.spec.selector or {}
     publish = svc.spec.publish_not_ready_addresses
+    prefer = preference(svc)
     per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
     for pod in pods:
         labels = pod.metadata.labels
@@ -258,6 +277,10 @@ def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Optio
         # The controller names the endpoint only when the Pod asks for this Service as its
         # subdomain (ShouldSetHostname; the namespace is the same by construction).
         hostname = pod.spec.hostname if pod.spec.subdomain == svc.metadata.name else ""
+        # The endpoint's zone is its Node's zone label (a Node missing from the input: none).
+        node = pod.spec.node_name or ""
+        zone = zones.get(node, "")
+        hints = controller_hints(prefer, ready, zone, node)
         for i, sp in enumerate(svc.spec.ports):
             target = _pod_port(pod, sp)
             if target is None:
@@ -265,7 +288,7 @@ def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Optio
             for ip in pod.ips:
                 if ip_version(ip) not in families:
                     continue
-                per_port[i].append(_backend(ip, target, pod.spec.node_name, ready, serving, terminating, None, hostname, options))
+                per_port[i].append(_backend(ip, target, node, ready, serving, terminating, zone, hostname, options, hints))
     return per_port
 
 

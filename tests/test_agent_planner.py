@@ -45,7 +45,15 @@ def service(i: int, rng: random.Random) -> dict:
         spec["sessionAffinity"] = "ClientIP"
     if rng.random() < 0.2:
         spec["ports"].append({"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53})
+    if rng.random() < 0.4:  # hints for its endpoints from Pods, from the Nodes' zones
+        spec["trafficDistribution"] = rng.choice(["PreferClose", "PreferSameZone", "PreferSameNode"])
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}"}, "spec": spec}
+
+
+def node(i: int, rng: random.Random) -> dict:
+    """A Node (node-1 is this one): its zone decides which hinted endpoints get traffic."""
+    labels = {"topology.kubernetes.io/zone": rng.choice(["zone-a", "zone-b"])} if rng.random() < 0.8 else {}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{1 + i % 3}", "labels": labels}}
 
 
 def endpoint_slice(i: int, rng: random.Random) -> dict:
@@ -54,6 +62,7 @@ def endpoint_slice(i: int, rng: random.Random) -> dict:
             "addresses": [f"10.244.{rng.randrange(2)}.{rng.randrange(1, 6)}"],
             "nodeName": rng.choice(["node-1", "node-2"]),
             "conditions": {"ready": rng.random() < 0.8, "serving": True, "terminating": rng.random() < 0.2},
+            **({"hints": {"forZones": [{"name": rng.choice(["zone-a", "zone-b"])}]}} if rng.random() < 0.6 else {}),
         }
         for _ in range(rng.randrange(4))
     ]
@@ -77,7 +86,7 @@ def pod(i: int, rng: random.Random) -> dict:
 def full(state: State) -> str:
     """A full compile of the objects the state accepted (less those allocation fails for)."""
     inventory = Inventory()
-    lists = {"Service": inventory.services, "Endpoints": inventory.endpoints, "EndpointSlice": inventory.slices, "Pod": inventory.pods}
+    lists = {"Service": inventory.services, "Endpoints": inventory.endpoints, "EndpointSlice": inventory.slices, "Pod": inventory.pods, "Node": inventory.nodes}
     for key, entry in sorted(state.objects.items()):
         lists[key.kind].append(entry)
     _, problems = allocate_all(inventory.services, OPTIONS)
@@ -89,7 +98,7 @@ def full(state: State) -> str:
 def test_incremental_equals_full_compile(seed: int) -> None:
     rng = random.Random(seed)
     state, planner, syncer = State(), Planner(OPTIONS), Syncer(OPTIONS, None)
-    makers = [service, endpoint_slice, pod]
+    makers = [service, endpoint_slice, pod, node]
     conflicts = 0
     for step in range(40):
         events = []
@@ -172,6 +181,71 @@ def test_reload_restores_rules_edited_inside_chains() -> None:
     assert "dnat" not in flushed and verified == "no changes" and "dnat to 10.244.1.2:8080" in after
 
 
+def _topology_objects(zone_1: str, zone_2: str) -> dict[str, dict]:
+    """Origins: this node and another, a Service with hinted EndpointSlices, one whose endpoints
+    svcctl hints from its Pods (PreferSameZone), and one whose endpoints nothing hints."""
+    zoned = {"apiVersion": "v1", "kind": "Node"}
+
+    def svc(name: str, ip: str, selector: str | None, distribution: str | None = None) -> dict:
+        spec: dict = {"clusterIP": ip, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+        if selector:
+            spec["selector"] = {"app": selector}
+        if distribution:
+            spec["trafficDistribution"] = distribution
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+    def pods(app: str, subnet: int) -> list[dict]:
+        return [
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{app}-{n}", "labels": {"app": app}},
+             "spec": {"nodeName": f"node-{n}", "containers": [{"name": "c"}]},
+             "status": {"phase": "Running", "podIP": f"10.244.{n}.{subnet}", "conditions": [{"type": "Ready", "status": "True"}]}}
+            for n in (1, 2)
+        ]
+
+    hinted = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "sliced-x", "labels": {"kubernetes.io/service-name": "sliced"}}, "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080}],
+        "endpoints": [{"addresses": [f"10.244.9.{n}"], "hints": {"forZones": [{"name": z}]}} for n, z in ((1, "zone-a"), (2, "zone-b"))],
+    }
+    items = {
+        "node-1.json": [zoned | {"metadata": {"name": "node-1", "labels": {"topology.kubernetes.io/zone": zone_1}}}],
+        "node-2.json": [zoned | {"metadata": {"name": "node-2", "labels": {"topology.kubernetes.io/zone": zone_2}}}],
+        "sliced.json": [svc("sliced", "10.96.1.1", None), hinted],
+        "near.json": [svc("nearby", "10.96.1.2", "near", "PreferSameZone"), *pods("near", 2)],
+        "plain.json": [svc("plainly", "10.96.1.3", "plain"), *pods("plain", 3)],
+    }
+    return {origin: {"apiVersion": "v1", "kind": "List", "items": objects} for origin, objects in items.items()}
+
+
+@pytest.mark.parametrize("node_zone", ["", "zone-a"])
+def test_a_node_zone_change_reaches_every_service_whose_endpoints_depend_on_it(node_zone: str) -> None:
+    options = build_options({"node-name": "node-1", "node-zone": node_zone or None, "cluster-cidr": ["10.244.0.0/16"]})
+    state, planner, syncer = State(), Planner(options), Syncer(options, None)
+
+    def step(zone_1: str, zone_2: str, only: tuple[str, ...] = ()) -> set[str]:
+        texts = _topology_objects(zone_1, zone_2)
+        changes = state.apply([Put(o, json.dumps(t), True) for o, t in texts.items() if not only or o in only])
+        changed = planner.update(state, changes)
+        for (version, name), ports in changed.items():
+            syncer.update(version, name, ports)
+        inventory = Inventory()
+        lists = {"Service": inventory.services, "EndpointSlice": inventory.slices, "Pod": inventory.pods, "Node": inventory.nodes}
+        for key, entry in sorted(state.objects.items()):
+            lists[key.kind].append(entry)
+        assert render_ruleset(syncer.ruleset()) == backend("nftables").compile(plan(resolve(inventory, options), options), options).text
+        return {name for _, (_, name) in changed}
+
+    assert step("zone-a", "zone-b") == {"sliced", "nearby", "plainly"}
+    # This node moves to zone-b: the hinted slices' Service follows it (unless --node-zone says
+    # where the node is), and so does the one hinted from its Pods' Nodes.
+    assert step("zone-b", "zone-b", only=("node-1.json",)) == ({"sliced", "nearby"} if not node_zone else {"nearby"})
+    # Another node moves: only the endpoints on it change their hints.
+    assert step("zone-b", "zone-a", only=("node-2.json",)) == {"nearby"}
+    # A Node without a zone: its Pod's endpoint has no hint, so no hint is used for "nearby".
+    assert step("zone-b", "", only=("node-2.json",)) == {"nearby"}
+
+
 def test_cluster_objects_change_the_node_settings_of_a_running_agent() -> None:
     """A ServiceCIDR or this node's Node arriving, changing or going re-plans with the settings
     they give (svcctl.cluster), to the same rules as a full compile of the same objects."""
@@ -212,3 +286,28 @@ def test_cluster_objects_change_the_node_settings_of_a_running_agent() -> None:
     assert "198.51.100.7 . tcp . 80 . 198.51.100.7" in render_ruleset(syncing.syncer.ruleset())
     step("cidr.json", None)
     step("node.json", None)
+
+
+def test_the_agent_takes_a_zone_change_incrementally() -> None:
+    """A Node's zone is no node setting (svcctl.cluster): the agent keeps its planner, which
+    re-plans the Services the change reaches, to the rules of a full compile."""
+    from svcctl.agent.reconcile import Kind, Syncing
+    from svcctl.backends import ApplyResult
+    from svcctl.load import Inputs, Source
+    from svcctl.pipeline import compile_rules
+
+    class Laidout(Syncer):
+        def commit(self, verify: bool = False, reload: bool = False) -> ApplyResult:
+            return ApplyResult(False, "", "", (), ())
+
+    syncing = Syncing(OPTIONS, Laidout(OPTIONS, None))
+    texts = {o: json.dumps(t) for o, t in _topology_objects("zone-a", "zone-b").items()}
+    syncing.sync([Put(o, t, True) for o, t in texts.items()], Kind.UPDATE)
+    planner = syncing.planner
+    texts["node-1.json"] = json.dumps(_topology_objects("zone-b", "zone-b")["node-1.json"])
+    syncing.sync([Put("node-1.json", texts["node-1.json"], True)], Kind.UPDATE)
+    assert syncing.planner is planner
+    whole = Inputs([Source(o, t, True) for o, t in sorted(texts.items())])
+    ruleset = render_ruleset(syncing.syncer.ruleset())
+    assert ruleset == compile_rules(whole, OPTIONS)[2].text
+    assert "dnat to 10.244.9.2:8080" in ruleset and "dnat to 10.244.9.1:8080" not in ruleset  # the slices' zone-b endpoint

@@ -225,10 +225,11 @@ def test_show_json(write, run_cli):
     # which is only serving and terminating: it stands in, as none of this node's is ready.
     assert port["endpoints"] == [
         {"address": "10.244.1.5", "port": 8080, "nodeName": "node-a", "zone": None, "ready": True, "serving": True, "terminating": False, "local": False,
-         "probability": 1.0, "localProbability": None},
+         "probability": 1.0, "localProbability": None, "zoneHints": [], "nodeHints": [], "used": True, "topology": None},
         {"address": "10.244.2.5", "port": 8080, "nodeName": "node-b", "zone": None, "ready": False, "serving": True, "terminating": True, "local": True,
-         "probability": None, "localProbability": 1.0},
+         "probability": None, "localProbability": 1.0, "zoneHints": [], "nodeHints": [], "used": True, "topology": None},
     ]
+    assert port["topology"] == []
 
 
 def test_show_allocates_deterministically(write, run_cli):
@@ -279,7 +280,7 @@ def test_bad_config_files(write, run_cli, tmp_path):
     run = run_cli("validate", "--config", unknown, manifest)
     assert run.code == 2
     assert run.err == (
-        f'{unknown}: unknown setting "foo" (known: node-name, cluster-cidr, nodeport-addresses, masquerade-all, '
+        f'{unknown}: unknown setting "foo" (known: node-name, node-zone, cluster-cidr, nodeport-addresses, masquerade-all, '
         "table, service-cidr, service-node-port-range, backend)\n"
     )
 

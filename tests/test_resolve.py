@@ -11,7 +11,6 @@ from conftest import resolved
 
 from svcctl.options import Options
 from svcctl.resolve import Backend, ResolvedPort, EndpointSource
-from svcctl.model import Protocol
 
 
 def dump(*docs: dict[str, Any]) -> str:
@@ -276,51 +275,11 @@ def test_endpoints_subsets_matched_by_name_and_protocol(write):
     assert [(b.address, b.port) for b in s.ports[1].backends] == [("10.2.0.2", 5353)]
 
 
-# ---- usable(): kube-proxy's choice among the backends --------------------------------------
+# ---- Backend ---------------------------------------------------------------------------------
 
 
-def backend(address: str, ready=True, serving=True, terminating=False, local=False) -> Backend:
-    return Backend(address, 80, "n", ready, serving, terminating, "", local)
-
-
-def port_with(*bs: Backend) -> ResolvedPort:
-    return ResolvedPort("", Protocol.TCP, 80, 80, 0, tuple(bs))
-
-
-def addresses(bs) -> list[str]:
-    return [b.address for b in bs]
-
-
-def test_usable_prefers_ready():
-    p = port_with(backend("10.0.0.1"), backend("10.0.0.2", ready=False, terminating=True), backend("10.0.0.3", ready=False, serving=False))
-    assert addresses(p.usable(local_only=False, version=4)) == ["10.0.0.1"]
-
-
-def test_usable_falls_back_to_serving_terminating():
-    p = port_with(
-        backend("10.0.0.1", ready=False, serving=True, terminating=True),
-        backend("10.0.0.2", ready=False, serving=False, terminating=True),
-        backend("10.0.0.3", ready=False, serving=True, terminating=False),
-    )
-    assert addresses(p.usable(local_only=False, version=4)) == ["10.0.0.1"]
-    assert port_with(backend("10.0.0.2", ready=False, serving=False)).usable(False, 4) == ()
-
-
-def test_usable_local_only_decides_among_local_backends_alone():
-    p = port_with(
-        backend("10.0.0.1", local=False),
-        backend("10.0.0.2", ready=False, terminating=True, local=True),
-        backend("10.0.0.3", ready=False, serving=False, terminating=True, local=True),
-    )
-    # a ready remote endpoint does not keep the local fallback from applying
-    assert addresses(p.usable(local_only=True, version=4)) == ["10.0.0.2"]
-    assert addresses(p.usable(local_only=False, version=4)) == ["10.0.0.1"]
-
-
-def test_usable_is_per_ip_family():
-    p = port_with(backend("10.0.0.1"), backend("fd00::1", ready=False, terminating=True))
-    assert addresses(p.usable(False, 4)) == ["10.0.0.1"]
-    assert addresses(p.usable(False, 6)) == ["fd00::1"]
+def backend(address: str) -> Backend:
+    return Backend(address, 80, "n", True, True, False, "", False)
 
 
 @pytest.mark.parametrize("address, version", [("10.0.0.1", 4), ("fd00::1", 6)])

@@ -7,7 +7,10 @@ changes):
 
 - a Service is resolved again when its own object, its EndpointSlices (by the
   ``kubernetes.io/service-name`` label, before and after the change), its Endpoints, or a Pod of
-  its namespace that its selector matches (before or after) changed;
+  its namespace that its selector matches (before or after) changed; and when a Node's zone
+  changed, if its endpoints' zones and hints may come from the Nodes (a trafficDistribution that
+  svcctl emulates the EndpointSlice controller for), or if the Node is this one (without
+  --node-zone) and some endpoint of the Service has hints (svcctl.topology);
 - allocation: a Service whose cluster IPs and node ports all come from its spec needs nothing
   from the others; while any Service needs something allocated, a change of any Service
   allocates for all again (what it gets depends on what the others hold) and those whose
@@ -31,6 +34,7 @@ from ..plan import ServicePlan, family_settings, service_plan
 from ..plan.dispatch import Claims, Key as ClaimKey, claimed, taken
 from ..problems import Problem
 from ..resolve import ResolvedService, resolve_service
+from ..topology import preference
 from ..validate import SERVICE_NAME_LABEL, Entry
 from .state import Key, State
 
@@ -100,6 +104,10 @@ class _Claims:
         )
 
 
+def _zone(node: Entry[Any] | None) -> str:
+    return node.obj.zone if node is not None else ""
+
+
 def _name(ref: str) -> Name:
     namespace, _, name = ref.partition("/")
     return (namespace, name)
@@ -117,6 +125,8 @@ class Planner:
         self._allocating: set[str] = set()  # Services that need something allocated
         self._allocation_problems: list[Problem] = []
         self._selectors: dict[str, set[Name]] = defaultdict(set)  # namespace -> Services with a selector
+        self._distributed: set[Name] = set()  # Services whose endpoints svcctl would give hints (trafficDistribution)
+        self._hinted: set[Name] = set()  # Services with hinted endpoints: they depend on this node's zone
         self._claims = {v: _Claims() for v in VERSIONS}
         self._endpoints: dict[Name, int] = {}
         self._endpoint_total = 0
@@ -153,6 +163,10 @@ class Planner:
                 del self.resolved[name]
             else:
                 self.resolved[name] = after
+            if after is not None and after.node is not None:
+                self._hinted.add(name)
+            else:
+                self._hinted.discard(name)
             ref = f"{name[0]}/{name[1]}"
             for v in VERSIONS:
                 to_plan[v] |= {name} | self._claims[v].update(ref, after, v)
@@ -178,10 +192,20 @@ class Planner:
             if key.kind in ("Service", "Endpoints"):
                 dirty.add((key.namespace, key.name))
             if key.kind == "Service":
+                name = (key.namespace, key.name)
                 selectors = self._selectors[key.namespace]
-                selectors.discard((key.namespace, key.name))
+                selectors.discard(name)
                 if after is not None and after.obj.spec.selector:
-                    selectors.add((key.namespace, key.name))
+                    selectors.add(name)
+                if after is not None and preference(after.obj) is not None:
+                    self._distributed.add(name)
+                else:
+                    self._distributed.discard(name)
+            elif key.kind == "Node":
+                if _zone(before) != _zone(after):
+                    dirty |= self._distributed  # the zones (and so the hints) of their endpoints
+                    if key.name == self.options.node_name and not self.options.node_zone:
+                        dirty |= self._hinted  # this node's zone, which their hints are read against
             elif key.kind == "EndpointSlice":
                 for entry in (before, after):
                     owner = entry.obj.metadata.labels.get(SERVICE_NAME_LABEL) if entry else None
@@ -250,5 +274,6 @@ class Planner:
             return None
         svc: Service = entry.obj
         return resolve_service(
-            svc, alloc, state.slices.get(name, {}).values(), state.endpoints(*name), state.pods.get(name[0], {}).values(), self.options
+            svc, alloc, state.slices.get(name, {}).values(), state.endpoints(*name), state.pods.get(name[0], {}).values(), self.options,
+            state.zones,
         )

@@ -137,15 +137,21 @@ class Syncing:
         self._problems: set[str] = set()
         self._warnings: set[str] = set()
 
-    def _reconfigure(self) -> dict[tuple[int, Name], ServicePlan | None]:
-        """Cluster objects (ServiceCIDRs, this node's Node) changed the node settings: plan every
-        Service again with them (rare: a full plan, as at start)."""
+    def _settings(self) -> Options:
+        """The node settings with what the cluster objects now add (svcctl.cluster)."""
         objects = self.state.objects
-        options = options_for(
+        return options_for(
             self.options,
             (e.obj for k, e in objects.items() if k.kind == "ServiceCIDR"),
             (e.obj for k, e in objects.items() if k.kind == "Node"),
         )
+
+    def _reconfigure(self, options: Options | None = None) -> dict[tuple[int, Name], ServicePlan | None]:
+        """Cluster objects (ServiceCIDRs, this node's Node) changed the node settings (to
+        ``options``, else as they say now): plan every Service again with them (rare: a full
+        plan, as at start)."""
+        options = options or self._settings()
+        objects = self.state.objects
         before = self.planner
         self.planner = Planner(options)
         plans = self.planner.update(self.state, {k: (None, e) for k, e in objects.items()})
@@ -159,9 +165,11 @@ class Syncing:
         start = self._clock()
         changes = self.state.apply(events)
         triggered = tuple(t for key, (_, after) in changes.items() if key.kind == "EndpointSlice" and (t := _triggered(after)) >= self.started)
-        if any(key.kind in CLUSTER_KINDS for key in changes):
-            plans = self._reconfigure()
+        options = self._settings() if any(key.kind in CLUSTER_KINDS for key in changes) else self.planner.options
+        if options != self.planner.options:
+            plans = self._reconfigure(options)
         else:
+            # Other changes of Nodes (a zone: svcctl.topology) reach only the Services they concern.
             plans = self.planner.update(self.state, changes)
         for (version, name), ports in plans.items():
             self.syncer.update(version, name, ports)

@@ -69,9 +69,11 @@ class State:
         self._duplicates: dict[Key, list[Problem]] = {}  # the versions of other origins, left out
         self._left_out: dict[Key, Problem] = {}  # Services left out for a value another one holds
         self.objects: dict[Key, Entry[Any]] = {}
-        # What endpoint resolution looks up: slices by (namespace, Service name), pods by namespace.
+        # What endpoint resolution looks up: slices by (namespace, Service name), pods by
+        # namespace, the Nodes' zones by name.
         self.slices: dict[tuple[str, str], dict[str, EndpointSlice]] = defaultdict(dict)
         self.pods: dict[str, dict[str, Pod]] = defaultdict(dict)
+        self.zones: dict[str, str] = {}  # Node name -> its zone label ("" for none)
 
     # ---- reading ----------------------------------------------------------------------
 
@@ -246,6 +248,11 @@ class State:
                 self.pods[key.namespace].pop(key.name, None)
             else:
                 self.pods[key.namespace][key.name] = after.obj
+        elif key.kind == "Node":
+            if after is None:
+                self.zones.pop(key.name, None)
+            else:
+                self.zones[key.name] = after.obj.zone
 
 
 

@@ -13,6 +13,7 @@ from ..options import Options
 from ..pipeline import cluster_options, compile_rules, read_inventory, read_services
 from ..plan import Plan, plan
 from ..sources import read_manifests
+from ..topology import unemulated
 from ..validate import Inventory
 from . import colour
 from .app import app
@@ -31,9 +32,17 @@ def warn(plan: Plan) -> None:
 
 
 def say_skipped(inventory: Inventory, verbose: bool) -> None:
+    """With -v: the objects svcctl skips, and what of the input it does not emulate."""
     if verbose:
         for what, origin in inventory.skipped:
             typer.echo(f"{origin.source.name}:{origin.line}: skipped {what} (not a kind svcctl uses)", err=True)
+        for entry in unemulated(inventory):
+            typer.echo(
+                f"svcctl: warning: {entry.origin.source.name}:{entry.origin.line}: Service {entry.obj.ref}: topology-mode Auto is not "
+                "emulated: svcctl does not compute the EndpointSlice controller's proportional zone hints, so the endpoints it makes "
+                "from Pods or Endpoints have none (give EndpointSlices to use a cluster's hints)",
+                err=True,
+            )
 
 
 @app.command()
@@ -57,7 +66,7 @@ def validate(manifests: Manifests, options: Options, verbose: Verbose = False, a
 
 
 @app.command()
-@with_options("node_name", "service_cidr", "service_node_port_range", "config")
+@with_options("node_name", "node_zone", "service_cidr", "service_node_port_range", "config")
 def show(
     manifests: Manifests,
     options: Options,
@@ -76,13 +85,13 @@ def show(
     """
     inventory, services = read_services(read_manifests(manifests), options)
     say_skipped(inventory, verbose)
-    chances = show_output.shares(plan(services, cluster_options(inventory, options)))
+    found = show_output.chances(plan(services, cluster_options(inventory, options)))
     if output is Format.TABLE:
-        table = show_output.render_table(services, chances)
+        table = show_output.render_table(services, found)
         sys.stdout.write(colour.header(table) if colour.enabled(sys.stdout) else table)
     else:
         render = show_output.render_json if output is Format.JSON else show_output.render_yaml
-        sys.stdout.write(render(services, chances))
+        sys.stdout.write(render(services, found))
 
 
 @app.command("compile")

@@ -41,6 +41,7 @@ AllProblems = Annotated[bool, typer.Option("--all-problems", help="List every pr
 # A setting's name is its parameter's, with "-" for "_" (node_name: --node-name, node-name:).
 _SETTINGS: dict[str, Any] = {
     "node_name": Annotated[Optional[str], typer.Option("--node-name", metavar="NAME", help="This node's name (default: the hostname).")],
+    "node_zone": Annotated[Optional[str], typer.Option("--node-zone", metavar="ZONE", help="This node's zone, for topology-aware routing (default: the topology.kubernetes.io/zone label of the Node named --node-name in the input).")],
     "cluster_cidr": Annotated[Optional[list[str]], typer.Option("--cluster-cidr", metavar="CIDR", help="The pod network (repeatable); traffic to a service IP from outside it is masqueraded.")],
     "nodeport_addresses": Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", metavar="CIDR", help="NodePorts answer only on local addresses in these ranges (repeatable).")],
     "masquerade_all": Annotated[Optional[bool], typer.Option("--masquerade-all", help="Masquerade all traffic to ClusterIPs, as kube-proxy's flag does.", show_default=False)],

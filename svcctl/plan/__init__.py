@@ -73,13 +73,13 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     if internal is not None:
         service_ips.append((key, internal))
     else:
-        no_endpoint_ips.append((key, Action.DROP if choice.usable else Action.REJECT))
+        no_endpoint_ips.append((key, Action.DROP if choice.any else Action.REJECT))
 
     external = [d for d in (Destination(ip, port.protocol, port.port) for ip in external_ips) if claims.owns(d, svc)]
     nodeport = NodePort(port.protocol, number) if number and claims.owns(NodePort(port.protocol, number), svc) else None
     fw = firewall(svc, external, version, settings.node_ip) if has_external else ()
     ext_route: ExternalRoute | None = None
-    if has_external and not choice.usable:
+    if has_external and not choice.any:
         no_endpoint_ips += [(d, Action.REJECT) for d in external]
         if nodeport:
             no_endpoint_node_ports.append((nodeport, Action.REJECT))

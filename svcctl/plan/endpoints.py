@@ -1,16 +1,18 @@
 """Which endpoints a Service port's traffic may go to, and the cascade that picks one.
 
-kube-proxy keeps two sets per Service port: all usable endpoints (cluster traffic) and this
-node's (traffic under a Local policy); a group is only made when some traffic uses it.
+kube-proxy keeps two sets per Service port (svcctl.topology.categorize): the endpoints for
+cluster-wide traffic (all usable ones, narrowed by topology hints) and this node's (traffic
+under a Local policy); a group is only made when some traffic uses it.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple, cast
 
 from ..model import Protocol, TrafficPolicy
 from ..resolve import Backend, ResolvedPort, ResolvedService
+from ..topology import Mode, categorize, uses
 from .model import Endpoint, EndpointGroup, Pick, PortRef
 
 # tuple.__new__ builds each NamedTuple in C (their own __new__ is Python): 100,000s of them.
@@ -29,35 +31,32 @@ def cascade(backends: Iterable[Backend]) -> tuple[Pick, ...]:
 
 
 class EndpointChoice(NamedTuple):
-    usable: tuple[Backend, ...]  # all usable endpoints of this family
-    local: tuple[Backend, ...]  # this node's usable endpoints
-    cluster: EndpointGroup | None  # the group of all usable endpoints, if some traffic uses it
+    any: bool  # some endpoint of this family is usable (ready, or serving and terminating)
+    local: tuple[Backend, ...]  # this node's usable endpoints, where traffic uses them
+    cluster: EndpointGroup | None  # the group of the endpoints for cluster-wide traffic, if some traffic uses it
     node_local: EndpointGroup | None  # the group of this node's, if some traffic uses it
+    used: tuple[Backend, ...]  # the endpoints some group DNATs to
 
-    @property
-    def used(self) -> list[Backend]:
-        """The endpoints some group DNATs to. ``local`` is not always a subset of ``usable``:
-        with remote endpoints ready and the local ones only serving and terminating, the local
-        group falls back to those (kube-proxy does the same per locality)."""
-        used = list(self.usable if self.cluster else ())
-        used += [b for b in (self.local if self.node_local else ()) if b not in used]
-        return used
+    # ``local`` is not always among the cluster group's: hints narrow that one, and with remote
+    # endpoints ready and the local ones only serving and terminating, the local group falls
+    # back to those (kube-proxy does the same per locality).
 
 
 def choose(svc: ResolvedService, port: ResolvedPort, ref: PortRef, version: int, has_external: bool) -> EndpointChoice:
-    usable = port.usable(local_only=False, version=version)
-    local = port.usable(local_only=True, version=version)
+    v6 = version == 6  # inline rather than b.version: this runs for every endpoint of every port, per family
+    backends = [b for b in port.backends if (":" in b.address) == v6]
     itp_local = svc.internal_traffic_policy is TrafficPolicy.LOCAL
     etp_local = svc.external_traffic_policy is TrafficPolicy.LOCAL
-    # The all-endpoints group serves ClusterIP traffic (Cluster policy) and the external paths
-    # (which also send pods and the node to all endpoints under Local policy).
-    needs_cluster = bool(usable) and (not itp_local or has_external)
-    needs_local = bool(local) and (itp_local or (etp_local and has_external))
+    found = categorize(backends, *uses(itp_local, etp_local, has_external), svc.node)
+    cluster = cast(tuple[Backend, ...], found.cluster or ())
+    local = cast(tuple[Backend, ...], found.local or ())
+    hints = found.hints
     return EndpointChoice(
-        usable,
+        found.any,
         local,
-        EndpointGroup(ref, False, cascade(usable), svc.affinity_timeout, _fallback(usable)) if needs_cluster else None,
-        EndpointGroup(ref, True, cascade(local), svc.affinity_timeout, _fallback(local)) if needs_local else None,
+        EndpointGroup(ref, False, cascade(cluster), svc.affinity_timeout, _fallback(cluster), hints) if cluster else None,
+        EndpointGroup(ref, True, cascade(local), svc.affinity_timeout, _fallback(local), hints and hints._replace(mode=Mode.LOCAL, kept=len(local), why="")) if local else None,
+        tuple(dict.fromkeys(cluster + local)),
     )
 
 

@@ -12,6 +12,7 @@ from fractions import Fraction
 from typing import NamedTuple, Union
 
 from ..model import Protocol
+from ..topology import HintUse
 
 
 # NodePorts never answer on loopback addresses (kube-proxy neither): the node-port rules leave them out.
@@ -76,6 +77,7 @@ class EndpointGroup:
     picks: tuple[Pick, ...]
     affinity_timeout: int | None
     fallback: bool = False  # no endpoint was ready: these are the serving, terminating ones
+    hints: HintUse | None = None  # how topology hints chose these endpoints; None: the endpoints have none
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:

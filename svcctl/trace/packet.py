@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..formats import canonical_ip, ip_version, packed_ip
+from ..formats import canonical_ip, endpoint_text, ip_version, packed_ip
 from ..model import Protocol
 from ..options import Network
 from ..problems import InvalidInput, Problem
@@ -40,10 +40,6 @@ class Packet:
     def to(self) -> str:
         """``10.96.0.10:80``, ``[fd00::1]:80``."""
         return endpoint_text(self.destination, self.port)
-
-
-def endpoint_text(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _problem(option: str, message: str) -> Problem:

@@ -47,6 +47,7 @@ from ..plan.model import (
     PortRef,
     Target,
 )
+from ..topology import HintUse, Mode
 from .packet import Packet, endpoint_text
 
 T = TypeVar("T")
@@ -83,6 +84,7 @@ class Trace:
     affinity_timeout: int | None  # ClientIP session affinity: a client returns to its endpoint
     node_address: bool  # the destination is no Service address: taken as one of this node's
     reasons: tuple[str, ...]  # every decision on the way, in words, in the order the rules make them
+    hints: HintUse | None = None  # with DNAT: how topology hints chose the endpoints (None: no hints)
 
     @property
     def masquerade(self) -> bool:
@@ -145,9 +147,9 @@ class _Walk:
         found = self.destination()
         port, frontend = found if found else (None, None)
 
-        def finish(verdict: Verdict, endpoints: tuple[Candidate, ...] = (), affinity: int | None = None) -> Trace:
+        def finish(verdict: Verdict, endpoints: tuple[Candidate, ...] = (), affinity: int | None = None, hints: HintUse | None = None) -> Trace:
             ref = port.port if port else None
-            return Trace(self.packet, verdict, ref, frontend, endpoints, affinity, self.node_address, tuple(self.reasons))
+            return Trace(self.packet, verdict, ref, frontend, endpoints, affinity, self.node_address, tuple(self.reasons), hints)
 
         if port is not None and frontend is not Frontend.NODE_PORT and not self.firewall(port):
             return finish(Verdict.DROP)
@@ -166,7 +168,7 @@ class _Walk:
             return finish(verdict)
         candidates = self.pick(group, marked)
         self.postrouting(candidates, marked)
-        return finish(Verdict.DNAT, candidates, group.affinity_timeout)
+        return finish(Verdict.DNAT, candidates, group.affinity_timeout, group.hints)
 
     def source(self) -> None:
         p, fp = self.packet, self.fp
@@ -309,7 +311,17 @@ class _Walk:
 
     def pick(self, group: EndpointGroup, marked: bool) -> tuple[Candidate, ...]:
         shares = group.probabilities()
-        what = "this node's endpoints" if group.local else "all usable endpoints"
+        hints = group.hints
+        if hints is not None:
+            self.say(self.dnat, f"topology: {hints.text()}")
+        if group.local:
+            what = "this node's endpoints"
+        elif hints is not None and hints.mode is Mode.ZONE:
+            what = f"the endpoints hinted for zone {hints.node.zone}"
+        elif hints is not None and hints.mode is Mode.NODE:
+            what = "the endpoints hinted for this node"
+        else:
+            what = "all usable endpoints"
         fallback = " (none is ready: the serving, terminating ones stand in)" if group.fallback else ""
         n = len(shares)
         chance = "" if n == 1 else ", each as likely" if len({p for _, p in shares}) == 1 else ""

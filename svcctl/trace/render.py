@@ -89,6 +89,8 @@ def as_json(trace: Trace, check: Check | None = None) -> str:
         "protocol": p.protocol.value.lower(),
         "affinityTimeout": trace.affinity_timeout,
     }
+    if trace.hints is not None:
+        data["topology"] = trace.hints.fields()
     if check is not None:
         data["kernel"] = {
             "agrees": check.agrees,

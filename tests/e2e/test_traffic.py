@@ -440,7 +440,7 @@ def test_no_failed_connections_while_reapplying(lab, svc, hosts):
     results = [r for _, _, rs in batches for r in rs]
     during = [r for s, e, rs in batches if s < end and e > begin for r in rs]
     assert len(during) >= 100, f"only {len(during)} requests overlapped the applies"
-    assert all_ok(results) == [], f"{len(all_ok(results))} of {len(results)} requests failed"
+    assert all_ok(results) == [], f"{len(all_ok(results))} of {len(results)} requests failed: {all_ok(results)[:5]}"
     assert set(pods_seen(results)) == {"pod-a", "pod-b", "pod-c"}
 
 
