@@ -15,7 +15,7 @@ from .problems import InvalidInput, Problem
 
 DEFAULT = "nftables"
 # name -> module that defines BACKEND
-_MODULES = {"nftables": "svcctl.nftables"}
+_MODULES = {"nftables": "svcctl.nftables", "iptables": "svcctl.iptables"}
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,9 @@ class Backend(Protocol):
         rules without the names' hashes; with ``raw`` the unified diff of the back end's listings.
         Raises KernelError."""
 
-    def delete(self, options: Options) -> tuple[list[str], list[str]]:
-        """Remove svcctl's rules: (what was deleted, what of svcctl's names was left alone because
-        svcctl did not make it)."""
+    def delete(self, options: Options) -> tuple[str, tuple[str, ...]]:
+        """Remove svcctl's rules and nothing else: (what was deleted, or that nothing was, in one
+        line; notes on what of svcctl's names was left alone because svcctl did not make it)."""
 
 
 def names() -> tuple[str, ...]:

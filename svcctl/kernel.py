@@ -8,12 +8,14 @@ import ctypes
 import fcntl
 import os
 import pickle
+import subprocess
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
+CAP_NET_ADMIN = 12
 LOCK_DIR = "/run/lock"
 
 
@@ -35,6 +37,16 @@ class Refused(KernelError):
         """What to tell the user (back ends say more: the line refused, its Service)."""
         first = str(self).splitlines()[0] if str(self) else "no reason given"
         return f"the kernel refused the rules, nothing was changed: {first}"
+
+
+def has_net_admin() -> bool:
+    """Whether this process holds CAP_NET_ADMIN (in its effective set): needed to read and change
+    the rules of its network namespace."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
+    return False
 
 
 @contextmanager
@@ -88,3 +100,24 @@ def in_throwaway_netns(work: Callable[[], T]) -> T:
     if not ok:
         raise value
     return value
+
+
+class Started:
+    """A program started now and read later: its output goes to in-memory files, so it never
+    blocks on a full pipe however much it prints (listings of 10,000 Services run to tens of MB)
+    while svcctl does other work."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self._out, self._err = os.memfd_create("out", os.MFD_CLOEXEC), os.memfd_create("err", os.MFD_CLOEXEC)
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+
+    def wait(self) -> tuple[int, str, str]:
+        """(exit status, standard output, standard error)."""
+        self._proc.wait()
+        return self._proc.returncode, _drain(self._out), _drain(self._err)
+
+
+def _drain(fd: int) -> str:
+    with os.fdopen(fd, "r", encoding="utf-8") as f:
+        f.seek(0)
+        return f.read()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from . import formats
@@ -39,6 +40,15 @@ class NodePortRange:
         return f"{self.first}-{self.last}"
 
 
+class IptablesMode(StrEnum):
+    """Which iptables the iptables back end writes with: the one the node uses (``auto``), or
+    iptables-nft or iptables-legacy."""
+
+    AUTO = "auto"
+    NFT = "nft"
+    LEGACY = "legacy"
+
+
 @dataclass(frozen=True)
 class Options:
     """Everything besides the manifests that decides the ruleset."""
@@ -56,6 +66,7 @@ class Options:
     )
     node_port_range: NodePortRange = NodePortRange()
     backend: str = "nftables"
+    iptables_mode: IptablesMode = IptablesMode.AUTO
     # This node's primary IP per family, from its Node object in the input (svcctl.cluster): not a
     # setting of its own.
     node_ips: tuple[str, ...] = ()
@@ -72,7 +83,9 @@ _SETTINGS = {
     "service-cidr": "service_cidrs",
     "service-node-port-range": "node_port_range",
     "backend": "backend",
+    "iptables-mode": "iptables_mode",
 }
+
 
 
 def build_options(flags: dict[str, Any], config: Source | None = None, hostname: str = "") -> Options:
@@ -161,4 +174,8 @@ def _convert(key: str, value: Any) -> Any:
         if value not in names():
             raise ValueError(f'"{value}" is not a back end svcctl has (known: {", ".join(names())})')
         return value
+    if key == "iptables-mode":
+        if value not in tuple(IptablesMode):
+            raise ValueError(f'"{value}" is not an iptables mode (known: {", ".join(IptablesMode)})')
+        return IptablesMode(value)
     raise AssertionError(key)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import secrets
+import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -54,6 +57,15 @@ def problems_of(*paths: str, node_ports: NodePortRange = NodePortRange()) -> lis
 def resolved(*paths: str, options: Options | None = None) -> dict[str, ResolvedService]:
     options = options or Options(node_name="node-a")
     return {s.ref: s for s in resolve(inventory_of(*paths), options)}
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of its own (``ip netns``, root only), deleted afterwards."""
+    name = f"svctest-{os.getpid()}-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @dataclass

@@ -83,33 +83,38 @@ def pod(i: int, rng: random.Random) -> dict:
     }
 
 
-def full(state: State) -> str:
-    """A full compile of the objects the state accepted (less those allocation fails for)."""
+def full(state: State, name: str = "nftables", options=OPTIONS) -> str:  # type: ignore[no-untyped-def]
+    """A full compile of the objects the state accepted (less those allocation fails for), with
+    back end ``name``."""
     inventory = Inventory()
     lists = {"Service": inventory.services, "Endpoints": inventory.endpoints, "EndpointSlice": inventory.slices, "Pod": inventory.pods, "Node": inventory.nodes}
     for key, entry in sorted(state.objects.items()):
         lists[key.kind].append(entry)
     _, problems = allocate_all(inventory.services, OPTIONS)
     inventory.services = [e for e in inventory.services if e.obj.ref not in {p.ref for p in problems}]
-    return backend("nftables").compile(plan(resolve(inventory, OPTIONS), OPTIONS), OPTIONS).text
+    return backend(name).compile(plan(resolve(inventory, options), options), options).text
+
+
+def random_events(rng: random.Random) -> list[Put | Gone]:
+    """One to three files written (a Service, a slice, a Pod or a Node) or removed."""
+    events: list[Put | Gone] = []
+    for _ in range(rng.randrange(1, 4)):
+        origin = f"f{rng.randrange(10)}.json"
+        if rng.random() < 0.15:
+            events.append(Gone(origin))
+        else:
+            maker = rng.choice([service, endpoint_slice, pod, node])
+            events.append(Put(origin, json.dumps(maker(rng.randrange(8), rng)), True))
+    return events
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_incremental_equals_full_compile(seed: int) -> None:
     rng = random.Random(seed)
     state, planner, syncer = State(), Planner(OPTIONS), Syncer(OPTIONS, None)
-    makers = [service, endpoint_slice, pod, node]
     conflicts = 0
     for step in range(40):
-        events = []
-        for _ in range(rng.randrange(1, 4)):
-            origin = f"f{rng.randrange(10)}.json"
-            if rng.random() < 0.15:
-                events.append(Gone(origin))
-            else:
-                maker = rng.choice(makers)
-                events.append(Put(origin, json.dumps(maker(rng.randrange(8), rng)), True))
-        changes = state.apply(events)
+        changes = state.apply(random_events(rng))
         for (version, name), ports in planner.update(state, changes).items():
             syncer.update(version, name, ports)
         assert render_ruleset(syncer.ruleset()) == full(state), f"step {step}"

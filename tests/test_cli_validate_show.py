@@ -281,7 +281,7 @@ def test_bad_config_files(write, run_cli, tmp_path):
     assert run.code == 2
     assert run.err == (
         f'{unknown}: unknown setting "foo" (known: node-name, node-zone, cluster-cidr, nodeport-addresses, masquerade-all, '
-        "table, service-cidr, service-node-port-range, backend)\n"
+        "table, service-cidr, service-node-port-range, backend, iptables-mode)\n"
     )
 
     broken = write("service-cidr: [10.0.0.0/8\n", "broken.yaml")

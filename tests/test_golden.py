@@ -46,13 +46,14 @@ def _manifest(case: Path) -> Path:
 
 
 @lru_cache(maxsize=None)
-def _compile(name: str) -> Compiled:
+def _compile(name: str, backend: str = "nftables") -> Compiled:
+    """Case ``name`` compiled for ``backend`` (tests/test_golden_iptables.py takes it too)."""
     case = GOLDEN / name
     options_file = case / "options.yaml"
     # Without a node name svcctl takes the hostname: the output would depend on the machine.
     assert "node-name" in (yaml.safe_load(options_file.read_text()) or {}), f"{name}: options.yaml must set node-name"
     options = build_options({}, read_config(str(options_file)))
-    return compile_rules(read_manifests([str(_manifest(case))]), options)[2]
+    return compile_rules(read_manifests([str(_manifest(case))]), options, backend)[2]
 
 
 def _case_text(parts: list[Section]) -> str:

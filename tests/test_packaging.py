@@ -28,8 +28,9 @@ def test_the_wheel_ships_the_templates_and_compiles_from_them(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "chain svc-" in result.stdout
-    import_path = subprocess.run(
-        [sys.executable, "-c", "import svcctl.nftables.render as r; print(r._template_dir())"],
-        cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    assert import_path == str(tmp_path / "site" / "svcctl" / "templates" / "nftables")
+    for backend in ("nftables", "iptables"):
+        import_path = subprocess.run(
+            [sys.executable, "-c", f"import svcctl.templating as t; print(t.template_dir({backend!r}))"],
+            cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        assert import_path == str(tmp_path / "site" / "svcctl" / "templates" / backend)

@@ -108,11 +108,12 @@ def test_cascade_from_a_listed_chain() -> None:
     )
 
 
-def test_only_nftables_has_a_probe() -> None:
+def test_every_back_end_has_a_probe() -> None:
     can_probe("nftables")
+    can_probe("iptables")
     with pytest.raises(InvalidInput) as err:
-        can_probe("iptables")
-    assert err.value.lines() == ["command line: --kernel: only the nftables back end can run a probe through its rules, not iptables"]
+        can_probe("ebpf")
+    assert err.value.lines() == ["command line: --kernel: only the nftables and iptables back end can run a probe through its rules, not ebpf"]
 
 
 def test_probe_packets_carry_valid_checksums() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -28,14 +27,6 @@ pytestmark = pytest.mark.skipif(
 SVCCTL = str(Path(sys.executable).parent / "svcctl")
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "web.yaml")
 NODE = ["--node-name", "node-1", "--cluster-cidr", "10.244.0.0/16"]
-
-
-@pytest.fixture
-def netns():
-    name = f"svctest-{os.getpid()}-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    yield name
-    subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def run_in(ns: str, *args: str, user: str | None = None) -> subprocess.CompletedProcess:

@@ -77,17 +77,18 @@ def diff(
 
 
 @app.command()
-@with_options("table", "backend", "config")
+@with_options("table", "backend", "iptables_mode", "config")
 def delete(options: Options) -> None:
-    """Remove svcctl's tables (ip and ip6) and nothing else.
+    """Remove svcctl's tables (nftables: ip and ip6) or chains (iptables) and nothing else.
 
     \b
     Examples:
       svcctl delete
       svcctl delete --table k8s_services
+      svcctl delete --backend iptables
     Exit status: 0 (also when there was nothing to delete), 2 bad options, 3 no privileges.
     """
-    gone, foreign = backend(options.backend).delete(options)
-    typer.echo(f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table} made by svcctl")
-    for name in foreign:
-        typer.echo(f"svcctl: left table {name} alone: svcctl did not make it", err=True)
+    said, notes = backend(options.backend).delete(options)
+    typer.echo(said)
+    for note in notes:
+        typer.echo(f"svcctl: {note}", err=True)

@@ -48,7 +48,8 @@ _SETTINGS: dict[str, Any] = {
     "table": Annotated[Optional[str], typer.Option("--table", metavar="NAME", help="Name of svcctl's nftables tables, one per family (default: svcctl).")],
     "service_cidr": Annotated[Optional[list[str]], typer.Option("--service-cidr", metavar="CIDR", help="The ranges cluster IPs come from (repeatable): allocation, and traffic to addresses in them that no Service holds is dropped (default: 10.96.0.0/12 and fd00:10:96::/112).")],
     "service_node_port_range": Annotated[Optional[str], typer.Option("--service-node-port-range", metavar="FIRST-LAST", help="Valid node ports (default: 30000-32767).")],
-    "backend": Annotated[Optional[str], typer.Option("--backend", metavar="BACKEND", help="The kernel interface the rules are written for: nftables (default).")],
+    "backend": Annotated[Optional[str], typer.Option("--backend", metavar="BACKEND", help="The kernel interface the rules are written for: nftables (default) or iptables.")],
+    "iptables_mode": Annotated[Optional[str], typer.Option("--iptables-mode", metavar="MODE", help="With --backend iptables: auto (default: the iptables the node uses), nft (iptables-nft) or legacy (iptables-legacy).")],
     "config": Annotated[Optional[str], typer.Option("--config", metavar="FILE", help="YAML file with the same settings (flags win).")],
 }
 NODE_SETTINGS = tuple(_SETTINGS)  # compile, apply and diff take them all

@@ -28,8 +28,10 @@ class Nftables:
     def diff(self, compiled: Compiled, live: Listing, raw: bool = False) -> str:
         return transport.diff(compiled.rules, live, raw)
 
-    def delete(self, options: Options) -> tuple[list[str], list[str]]:
-        return transport.delete(options.table)
+    def delete(self, options: Options) -> tuple[str, tuple[str, ...]]:
+        gone, foreign = transport.delete(options.table)
+        said = f"deleted: table {' and table '.join(gone)}" if gone else f"nothing to delete: no table named {options.table} made by svcctl"
+        return said, tuple(f"left table {name} alone: svcctl did not make it" for name in foreign)
 
     def syncer(self, options: Options) -> Syncer:
         from .syncer import Syncer

@@ -10,8 +10,8 @@ and the one the plan predicts), read the same way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
+from ..changes import PortState, port_changes
 from .frame import AFFINITY, PORT_CHAIN_KINDS, SERVICE_IPS, SERVICE_NODEPORTS
 from .listing import normalize, unified_diff
 
@@ -29,21 +29,6 @@ _TIMEOUT = re.compile(r" timeout (\S+) \}")
 def strip_hashes(listing: str) -> str:
     """Per-port names without their hash: ``svc-KUWXTKG5-default/web/tcp/80`` -> ``svc-default/web/tcp/80``."""
     return _HASHED.sub(r"\1-", listing)
-
-
-@dataclass
-class PortState:
-    endpoints: list[str] = field(default_factory=list)  # DNAT targets of the all-endpoints chain
-    local: list[str] = field(default_factory=list)  # of the local-endpoints chain
-    addresses: list[str] = field(default_factory=list)  # service-ips keys leading to the port's chains
-    node_ports: list[str] = field(default_factory=list)
-    affinity: str = ""  # the timeout, when ClientIP affinity is on
-    external: list[str] = field(default_factory=list)  # the ext- chain's rules, hashes stripped
-
-
-def _label(ident: str) -> str:
-    namespace, name, proto, port = ident.split("/")
-    return f"{namespace}/{name}:{port}/{proto}"
 
 
 def port_states(listing: str) -> dict[str, PortState]:
@@ -86,40 +71,9 @@ def port_states(listing: str) -> dict[str, PortState]:
     return states
 
 
-def _set_change(what: str, old: list[str], new: list[str]) -> list[str]:
-    gone = [x for x in old if x not in new]
-    came = [x for x in new if x not in old]
-    if len(gone) == len(came) == 1:
-        return [f"{what} {gone[0]} -> {came[0]}"]
-    return [f"{what} {sign}{x}" for sign, items in (("-", gone), ("+", came)) for x in items]
-
-
 def summary(live: str, planned: str) -> list[str]:
     """One line per change of a Service port, ``ns/name:port/proto: what``, in port order."""
-    before, after = port_states(live), port_states(planned)
-    lines = []
-    for ident in sorted(before.keys() | after.keys()):
-        label = _label(ident)
-        old, new = before.get(ident), after.get(ident)
-        if old is None or new is None:
-            state = new or old
-            assert state is not None
-            count = len(set(state.endpoints) | set(state.local))
-            verb = "added" if old is None else "removed"
-            lines.append(f"{label}: {verb} ({', '.join(state.addresses) or 'no address'}; {count} endpoint(s))")
-            continue
-        changes = [
-            *_set_change("endpoint", old.endpoints, new.endpoints),
-            *_set_change("local endpoint", old.local, new.local),
-            *_set_change("address", old.addresses, new.addresses),
-            *_set_change("node port", old.node_ports, new.node_ports),
-        ]
-        if old.affinity != new.affinity:
-            changes.append(f"session affinity {old.affinity or 'off'} -> {new.affinity or 'off'}")
-        if old.external != new.external:
-            changes.append("external traffic route changed")
-        lines += [f"{label}: {c}" for c in changes]
-    return lines
+    return port_changes(port_states(live), port_states(planned))
 
 
 def diff_text(live: list[str], planned: list[str], raw: bool = False) -> str:

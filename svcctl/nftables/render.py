@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, NamedTuple
 
 import jinja2
 
+from ..templating import environment
 from .frame import C, MARKER_PREFIX, MASQUERADE_MARK, TABLE_COMMENT, S
 from .objects import Family, Ruleset, Table
 from .transaction import LoadTable, Operation
@@ -21,23 +21,9 @@ from .transaction import LoadTable, Operation
 ELEMENT_CHUNK = 1000
 
 
-def _template_dir() -> Path:
-    """templates/ ships inside the package in a wheel; in a checkout it is beside the package."""
-    here = Path(__file__).resolve().parent.parent
-    packaged = here / "templates"
-    return (packaged if packaged.is_dir() else here.parent / "templates") / "nftables"
-
-
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_template_dir()),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,  # nft text, not HTML; every string in it is validated or generated
-    )
+    env = environment("nftables")
     env.filters["duration"] = duration
     mark_hex = f"0x{MASQUERADE_MARK:08x}"
     env.globals.update(

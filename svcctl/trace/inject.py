@@ -79,10 +79,10 @@ def build_node(packet: Packet, destination_local: bool) -> None:
         _ip("address", "replace", f"{address}/{bits}", "dev", "lo", *(("nodad",) if v == 6 else ()))
 
 
-def send(packet: Packet, count: int) -> None:
-    """``count`` new connections' first packets, from source ports 40000, 40001, ...: each one
-    a new conntrack entry, so each takes the NAT chains."""
-    datagrams = [datagram(packet, FIRST_SOURCE_PORT + i) for i in range(count)]
+def send(packet: Packet, count: int, first: int = 0) -> None:
+    """``count`` new connections' first packets, from source ports 40000 + first, 40001 +
+    first, ...: each one a new conntrack entry, so each takes the NAT chains."""
+    datagrams = [datagram(packet, FIRST_SOURCE_PORT + first + i) for i in range(count)]
     if packet.local:
         family = socket.AF_INET if packet.version == 4 else socket.AF_INET6
         with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) as s:

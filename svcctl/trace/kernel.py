@@ -11,7 +11,7 @@ from .compare import Check, compare, probe_count
 from .path import Trace
 
 # back end -> module with probe(rules, packet, destination_local, count, live) -> tuple[Observed, ...]
-_PROBES = {"nftables": "svcctl.nftables.nftrace"}
+_PROBES = {"nftables": "svcctl.nftables.nftrace", "iptables": "svcctl.iptables.probe"}
 
 
 def can_probe(backend: str) -> None:

@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
+import shutil
 import sys
+
+import pytest
 
 # The console script of the environment pytest runs in (the venv with svcctl installed).
 SVCCTL = pathlib.Path(sys.executable).parent / "svcctl"
+
+COUNTS = re.compile(r"\[\d+:\d+\]")
+NFT_COUNTS = re.compile(r"counter packets \d+ bytes \d+")
+
+# The back ends every real-traffic test runs with: nftables, and iptables in both flavours.
+BACKENDS = ("nftables", "iptables-nft", "iptables-legacy")
 
 NODE = "node-1"
 OTHER_NODE = "node-2"
@@ -114,11 +124,14 @@ def manifest(*objects):
 
 
 class Svcctl:
-    """svcctl and nft in the lab's node namespace; manifests are written under ``directory``."""
+    """svcctl with one back end in the lab's node namespace, and what the node holds; manifests
+    are written under ``directory``. ``backend``: one of BACKENDS."""
 
-    def __init__(self, lab, directory):
+    def __init__(self, lab, directory, backend="nftables"):
         self.lab = lab
         self.directory = pathlib.Path(directory)
+        self.backend = backend
+        self.flavour = backend.removeprefix("iptables-") if backend.startswith("iptables-") else None
         self._count = 0
 
     def write(self, text, suffix=".json"):
@@ -127,9 +140,14 @@ class Svcctl:
         path.write_text(text, encoding="utf-8")
         return str(path)
 
+    def backend_args(self):
+        return ["--backend", "iptables", "--iptables-mode", self.flavour] if self.flavour else []
+
     def run(self, *args, timeout=60):
-        """svcctl ARGS in the node namespace; the CompletedProcess, whatever the exit status."""
-        return self.lab.node_exec([str(SVCCTL), *args], timeout=timeout, check=False)
+        """svcctl COMMAND ARGS, with this back end, in the node namespace; the CompletedProcess,
+        whatever the exit status."""
+        command, *rest = args
+        return self.lab.node_exec([str(SVCCTL), command, *self.backend_args(), *rest], timeout=timeout, check=False)
 
     def _manifest_args(self, objects_or_text):
         text = objects_or_text if isinstance(objects_or_text, str) else manifest(*objects_or_text)
@@ -152,14 +170,53 @@ class Svcctl:
     def delete(self):
         return self.run("delete")
 
+    def saved(self, flavour):
+        """iptables-save of both families with one flavour, without its date lines and packet
+        counts (stray packets such as IPv6 neighbour discovery change those)."""
+        out = "".join(self.lab.node_exec([f"{f}-{flavour}-save"]).stdout for f in ("iptables", "ip6tables"))
+        return COUNTS.sub("[0:0]", "".join(line for line in out.splitlines(keepends=True) if not line.startswith("#")))
+
     def ruleset(self):
-        """``nft list ruleset`` of the node namespace."""
-        return self.lab.node_exec(["nft", "list", "ruleset"]).stdout
+        """Every rule of the node namespace: ``nft list ruleset`` (iptables-nft's tables
+        included, without packet counts) and, with iptables-legacy, its tables."""
+        nft = NFT_COUNTS.sub("counter", self.lab.node_exec(["nft", "list", "ruleset"]).stdout)
+        return nft + (self.saved("legacy") if self.flavour == "legacy" else "")
+
+    def owned(self):
+        """What svcctl made: its nftables tables ("ip svcctl") or its iptables chains
+        ("iptables nat SVCCTL-SERVICES")."""
+        if not self.flavour:
+            return {t for t in self.tables() if t.endswith(" svcctl")}
+        found = set()
+        for family in ("iptables", "ip6tables"):
+            table = ""
+            for line in self.lab.node_exec([f"{family}-{self.flavour}-save"]).stdout.splitlines():
+                if line.startswith("*"):
+                    table = line[1:]
+                elif line.startswith(":SVCCTL-"):
+                    found.add(f"{family} {table} {line[1:].split()[0]}")
+        return found
 
     def tables(self):
-        """{"ip svcctl", "inet other", ...}: the node's tables."""
+        """{"ip svcctl", "inet other", ...}: the node's nftables tables."""
         out = self.lab.node_exec(["nft", "list", "tables"]).stdout
         return {line.removeprefix("table ").strip() for line in out.splitlines() if line.strip()}
+
+
+# --- back ends ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=BACKENDS, name="backend")
+def backend_fixture(request):
+    """``backend``: the back end a test module's tests run with, each test once per back end,
+    grouped by back end (import this into the module)."""
+    name = request.param
+    if name.startswith("iptables-"):
+        flavour = name.removeprefix("iptables-")
+        missing = [p for f in ("iptables", "ip6tables") for a in ("save", "restore") if not shutil.which(p := f"{f}-{flavour}-{a}")]
+        if missing:
+            pytest.skip(f"not installed: {', '.join(missing)}")
+    return name
 
 
 # --- statistics ---------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """``svcctl run`` end to end: the agent runs in the lab's node namespace (``ip netns exec``),
 watches a real directory, and real packets, HTTP requests and signals check what it does.
 
-One lab for the module (pods pod-a..pod-d, clients ``client`` and ``client2``); every test
-starts its own agent on a fresh directory (``--min-sync-period 0 --sync-period 1s``, so drift is
-repaired and a failing kernel is noticed within a few seconds) and ends with no svcctl tables.
+Every test runs once per back end (scenarios.backend_fixture), with one lab per back end (pods
+pod-a..pod-d, clients ``client`` and ``client2``); every test starts its own agent on a fresh
+directory (``--min-sync-period 0 --sync-period 1s``, so drift is repaired and a failing kernel is
+noticed within a few seconds) and ends with no svcctl tables or chains.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import time
 import pytest
 
 from lab import NODE_IP4, Lab, pods_seen
-from scenarios import (NODE, NODE_ARGS, OTHER_NODE, SVCCTL, endpoint_slice, manifest, port,
-                       service, slice_endpoint)
+from scenarios import (NODE, NODE_ARGS, OTHER_NODE, SVCCTL, Svcctl, backend_fixture, endpoint_slice,  # noqa: F401 (fixture)
+                       manifest, port, service, slice_endpoint)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
@@ -49,23 +50,28 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(backend):
     with Lab(pods=PODS, clients=("client", "client2"), tcp_ports=(8080,), udp_ports=(8080,)) as lab:
-        probe = lab.node_exec([str(SVCCTL), "delete"], check=False)
+        probe = Svcctl(lab, "/nonexistent", backend).delete()
         if probe.returncode == 3:
-            pytest.skip(f"svcctl cannot reach nftables: {probe.stderr.strip()}")
+            pytest.skip(f"svcctl cannot reach {backend}: {probe.stderr.strip()}")
         yield lab
+
+
+@pytest.fixture
+def svc(lab, backend, tmp_path):
+    return Svcctl(lab, tmp_path, backend)
 
 
 class Agent:
     """One ``svcctl run`` in the node namespace, on ``directory``; its log in ``log_path``."""
 
-    def __init__(self, lab, directory, *extra):
-        self.lab, self.directory = lab, directory
+    def __init__(self, svc, directory, *extra):
+        self.lab, self.directory = svc.lab, directory
         self.log_path = directory.parent / f"{directory.name}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", lab.netns("node"), str(SVCCTL), "run", str(directory), *NODE_ARGS,
+            ["ip", "netns", "exec", svc.lab.netns("node"), str(SVCCTL), "run", *svc.backend_args(), str(directory), *NODE_ARGS,
              "--min-sync-period", "0", "--sync-period", "1s", "--health-addr", HEALTH, "--metrics-addr", METRICS, *extra],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
 
@@ -100,7 +106,7 @@ class Agent:
 
 
 @pytest.fixture
-def agent(lab, tmp_path):
+def agent(svc, tmp_path):
     directory = tmp_path / "manifests"
     directory.mkdir()
     started = []
@@ -108,7 +114,7 @@ def agent(lab, tmp_path):
     def start(*objects_by_file, extra=()):
         for name, objects in objects_by_file:
             (directory / name).write_text(manifest(*objects))
-        a = Agent(lab, directory, *extra)
+        a = Agent(svc, directory, *extra)
         started.append(a)
         wait_for(lambda: "msg=sync " in a.log() or a.proc.poll() is not None, what="the first sync")
         assert a.proc.poll() is None, a.log()
@@ -117,7 +123,7 @@ def agent(lab, tmp_path):
     yield start
     for a in started:
         a.close()
-    lab.node_exec([str(SVCCTL), "delete"])
+    assert svc.delete().returncode == 0
 
 
 def wait_for(predicate, what, timeout=WAIT):
@@ -226,7 +232,7 @@ def test_no_failed_connections_to_unchanged_services_during_churn(lab, agent):
     assert run.log().count("msg=sync ") > 10
 
 
-def test_healthz_and_metrics(lab, agent):
+def test_healthz_and_metrics(lab, svc, agent):
     a, *_ = (lab.pods[p] for p in PODS)
     run = agent(("web.json", [WEB, web_slice(web([a]))]))
     health = run.get(f"http://{HEALTH}/healthz")
@@ -244,17 +250,51 @@ def test_healthz_and_metrics(lab, agent):
         assert name in text, name
     assert "svcctl_services 1.0" in text and "svcctl_endpoints 1.0" in text
 
-    # The kernel refuses every sync (a table of svcctl's name that svcctl did not make): /healthz
-    # turns 503 once the last good sync is older than twice --sync-period, and 200 again after.
-    # In one transaction: the agent repairs deleted tables within its 1 s sync period, so a
-    # delete followed by a second command could let it make its table again in between.
-    lab.nft("add table ip svcctl\ndelete table ip svcctl\nadd table ip svcctl\n")
+    # The kernel refuses every sync: /healthz turns 503 once the last good sync is older than
+    # twice --sync-period, and 200 again after.
+    refuse, accept = _refusing(svc)
+    refuse()
     wait_for(lambda: run.get(f"http://{HEALTH}/healthz")["status"] == 503, "/healthz 503")
     assert "msg=\"sync failed\"" in run.log()
     assert "svcctl_kernel_errors_total 0.0" not in run.get(f"http://{METRICS}/metrics")["body"]
-    lab.node_exec(["nft", "delete", "table", "ip", "svcctl"])
+    accept()
     wait_for(lambda: run.get(f"http://{HEALTH}/healthz")["status"] == 200, "/healthz 200 again")
     until_answering(lab, "10.96.1.10", 80, {"pod-a"})
+
+
+def _refusing(svc):
+    """Two callables: one makes the kernel refuse every sync of svcctl's, the other undoes it.
+    nftables: a table of svcctl's name that svcctl did not make. iptables: another program's
+    rule jumping into a chain named as svcctl names them, which svcctl then tries to delete and
+    iptables refuses to (a chain in use)."""
+    lab = svc.lab
+    if svc.flavour is None:
+        # In one transaction: the agent repairs deleted tables within its 1 s sync period, so a
+        # delete followed by a second command could let it make its table again in between.
+        return (lambda: lab.nft("add table ip svcctl\ndelete table ip svcctl\nadd table ip svcctl\n"),
+                lambda: lab.node_exec(["nft", "delete", "table", "ip", "svcctl"]))
+    iptables = [f"iptables-{svc.flavour}", "-t", "nat"]
+
+    def refuse():
+        for args in (["-N", "SVCCTL-LEFTOVER"], ["-N", "OTHER"], ["-A", "OTHER", "-j", "SVCCTL-LEFTOVER"]):
+            lab.node_exec([*iptables, *args])
+
+    def accept():
+        for args in (["-F", "OTHER"], ["-X", "OTHER"]):
+            lab.node_exec([*iptables, *args])
+
+    return refuse, accept
+
+
+def _delete_by_hand(svc):
+    """Two steps that take svcctl's rules away behind its back: the dispatch, then everything."""
+    lab = svc.lab
+    if svc.flavour is None:
+        return (lambda: lab.node_exec(["nft", "flush", "map", "ip", "svcctl", "service-ips"]),
+                lambda: lab.node_exec(["nft", "delete", "table", "ip", "svcctl"]))
+    iptables = [f"iptables-{svc.flavour}", "-t", "nat"]
+    return (lambda: lab.node_exec([*iptables, "-F", "SVCCTL-SERVICES"]),
+            lambda: [lab.node_exec([*iptables, *args]) for args in (["-F"], ["-X"])])
 
 
 def test_health_check_node_port_follows_local_endpoints(lab, agent):
@@ -296,13 +336,14 @@ def test_broken_file_keeps_the_last_good_rules(lab, agent):
     assert run.proc.poll() is None
 
 
-def test_resync_restores_rules_deleted_by_hand(lab, agent):
+def test_resync_restores_rules_deleted_by_hand(lab, svc, agent):
     a, *_ = (lab.pods[p] for p in PODS)
     agent(("web.json", [WEB, web_slice(web([a]))]))
     until_answering(lab, "10.96.1.10", 80, {"pod-a"})
-    lab.node_exec(["nft", "flush", "map", "ip", "svcctl", "service-ips"])
+    dispatch, everything = _delete_by_hand(svc)
+    dispatch()
     until_answering(lab, "10.96.1.10", 80, {"pod-a"})
-    lab.node_exec(["nft", "delete", "table", "ip", "svcctl"])
+    everything()
     until_answering(lab, "10.96.1.10", 80, {"pod-a"})
 
 

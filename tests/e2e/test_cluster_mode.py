@@ -5,7 +5,8 @@ that a dropped watch and a 410 lose no update, and that RBAC refusing a resource
 log line and a metric while the rules stay as they were.
 
 The test drives the server through its standard input (commands as JSON lines, each answered
-with one line): the server speaks the list/watch protocol by itself.
+with one line): the server speaks the list/watch protocol by itself. Every test runs once per
+back end (scenarios.backend_fixture), with a lab per back end.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from lab import Lab
-from scenarios import NODE_ARGS, SVCCTL, endpoint_slice, port, service, slice_endpoint
+from scenarios import NODE_ARGS, SVCCTL, Svcctl, backend_fixture, endpoint_slice, port, service, slice_endpoint  # noqa: F401 (fixture)
 from test_agent import HEALTH, METRICS, answering, until_answering, wait_for
 
 pytestmark = [
@@ -38,11 +39,11 @@ WEB_IP = "10.96.1.10"
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(backend):
     with Lab(pods=PODS, clients=("client",), tcp_ports=(8080,), udp_ports=(8080,)) as lab:
-        probe = lab.node_exec([str(SVCCTL), "delete"], check=False)
+        probe = Svcctl(lab, "/nonexistent", backend).delete()
         if probe.returncode == 3:
-            pytest.skip(f"svcctl cannot reach nftables: {probe.stderr.strip()}")
+            pytest.skip(f"svcctl cannot reach {backend}: {probe.stderr.strip()}")
         yield lab
 
 
@@ -87,12 +88,12 @@ class ApiServer:
 class ClusterAgent:
     """``svcctl run --kubeconfig`` in the node namespace; its log in a file."""
 
-    def __init__(self, lab, api: ApiServer, directory: Path):
-        self.lab = lab
+    def __init__(self, svc: Svcctl, api: ApiServer, directory: Path):
+        self.lab = lab = svc.lab
         self.log_path = directory / "agent.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", lab.netns("node"), str(SVCCTL), "run", "--kubeconfig", str(api.kubeconfig), *NODE_ARGS,
+            ["ip", "netns", "exec", lab.netns("node"), str(SVCCTL), "run", *svc.backend_args(), "--kubeconfig", str(api.kubeconfig), *NODE_ARGS,
              "--min-sync-period", "0", "--sync-period", "1s", "--health-addr", HEALTH, "--metrics-addr", METRICS],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
 
@@ -118,13 +119,14 @@ class ClusterAgent:
 
 
 @pytest.fixture
-def cluster(lab, tmp_path):
+def cluster(lab, backend, tmp_path):
     """(the API server, a function that starts the agent)"""
     api = ApiServer(lab, tmp_path)
+    svc = Svcctl(lab, tmp_path, backend)
     agents = []
 
     def start():
-        agent = ClusterAgent(lab, api, tmp_path)
+        agent = ClusterAgent(svc, api, tmp_path)
         agents.append(agent)
         return agent
 
@@ -132,7 +134,7 @@ def cluster(lab, tmp_path):
     for agent in agents:
         assert agent.close() == 0, agent.log()
     api.close()
-    lab.node_exec([str(SVCCTL), "delete"])
+    assert svc.delete().returncode == 0
 
 
 def web(*hosts, ready=True, serving=True, terminating=False):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab import PYTHON, Lab
+from scenarios import Svcctl, backend_fixture  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
@@ -56,10 +57,11 @@ def manifest(endpoint_ip: str) -> str:
     """)
 
 
-def test_udp_flows_to_a_removed_endpoint_are_cleared(tmp_path):
+def test_udp_flows_to_a_removed_endpoint_are_cleared(tmp_path, backend):
     with Lab(pods=("pod-a", "pod-b"), clients=("client",)) as lab:
+        svcctl = Svcctl(lab, tmp_path, backend)
         path = tmp_path / "dns.yaml"
-        apply = [SVCCTL, "apply", str(path), "--node-name", "node-1", "-v"]
+        apply = [SVCCTL, "apply", *svcctl.backend_args(), str(path), "--node-name", "node-1", "-v"]
 
         def ask() -> str:
             return lab.exec_in("client", [PYTHON, "-I", "-c", FIXED_PORT_CLIENT]).stdout.strip()
@@ -79,4 +81,4 @@ def test_udp_flows_to_a_removed_endpoint_are_cleared(tmp_path):
         assert "cleared UDP conntrack entries to 1 removed endpoint(s)" in result.stderr
         assert flows_to(a) == 0
         assert ask() == "pod-b"  # the same 5-tuple now reaches the new endpoint
-        lab.node_exec([SVCCTL, "delete"])
+        assert svcctl.delete().returncode == 0

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from lab import NODE_IP4, POD_GATEWAY4, Lab, pods_seen
-from scenarios import OTHER_NODE, SVCCTL, Svcctl, pod, port, service
+from scenarios import OTHER_NODE, SVCCTL, Svcctl, backend_fixture, pod, port, service  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
@@ -26,16 +26,16 @@ LB_LOCAL, LB_CLUSTER = "203.0.113.30", "203.0.113.31"
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(backend):  # one per back end: see test_traffic.lab
     with Lab(pods=("pod-a", "pod-b", "pod-c"), clients=("client",), tcp_ports=(8080,), udp_ports=(8080,)) as lab:
         yield lab
 
 
 @pytest.fixture
-def svc(lab, tmp_path):
-    helper = Svcctl(lab, tmp_path)
+def svc(lab, tmp_path, backend):
+    helper = Svcctl(lab, tmp_path, backend)
     yield helper
-    lab.node_exec([str(SVCCTL), "delete"])
+    assert helper.delete().returncode == 0
 
 
 def errors(results):
@@ -96,7 +96,7 @@ def test_an_unallocated_address_in_the_service_cidrs_is_dropped(lab, svc, leavin
         # Dropped by the node's rules, not sent on towards the route for the service CIDRs.
         assert leaving(vip) == 0
     # Without svcctl's tables the same packets do leave towards that route: the check can fail.
-    lab.node_exec([str(SVCCTL), "delete"])
+    assert svc.delete().returncode == 0
     assert errors(lab.requests("pod-c", "10.96.0.11", 80, 1, timeout=0.5)) == ["timeout"]
     assert leaving("10.96.0.11") > 0
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from scenarios import NODE, NODE_ARGS, endpoint_slice, pod, port, service
+from scenarios import NODE, NODE_ARGS, backend_fixture, endpoint_slice, pod, port, service  # noqa: F401 (fixture: every test once per back end)
 import test_traffic
 from test_trace import apply, observe
 from test_traffic import LB_IP

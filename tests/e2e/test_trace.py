@@ -25,6 +25,7 @@ from lab import NODE_IP4, NODE_IP6, POD_GATEWAY4, POD_GATEWAY6
 from scenarios import (NODE_ARGS, OTHER_NODE, endpoint_slice, manifest, pod, port,
                        service, slice_endpoint)
 import test_traffic
+from scenarios import backend_fixture  # noqa: F401 (fixture: every test once per back end)
 from test_traffic import EXTERNAL_IP, FAST, LB_IP, web_pods
 
 pytestmark = test_traffic.pytestmark
@@ -323,11 +324,8 @@ def test_compiled_rules_agree_and_altered_live_rules_do_not(svc, hosts, lab):
     compiled, status = trace(svc, path, "client", "10.96.0.10", 80, live=False)
     assert compiled["kernel"]["agrees"] and status == 0
     # Someone edits the live rules by hand: pod-c's rule now sends to pod-d.
-    chain = next(line.split()[1] for line in svc.ruleset().splitlines() if line.strip().startswith("chain svc-"))
-    rules = lab.node_exec(["nft", "-a", "list", "chain", "ip", "svcctl", chain]).stdout
-    handle = next(line.split("# handle ")[1] for line in rules.splitlines() if f"dnat to {c.ip4}:8080" in line)
     d = hosts[3]
-    lab.node_exec(["nft", "replace", "rule", "ip", "svcctl", chain, "handle", handle, "meta", "l4proto", "tcp", "dnat", "to", f"{d.ip4}:8080"])
+    _send_elsewhere(svc, lab, f"{c.ip4}:8080", f"{d.ip4}:8080")
     live, status = trace(svc, path, "client", "10.96.0.10", 80)
     assert status == 1 and not live["kernel"]["agrees"]
     assert f"the kernel's rules give {d.ip4}:8080 a chance of 1/3, the trace 0" in live["kernel"]["differences"]
@@ -335,9 +333,24 @@ def test_compiled_rules_agree_and_altered_live_rules_do_not(svc, hosts, lab):
     # And real packets do what the live rules say, not what the trace predicted.
     seen = Counter(r.reply["pod"] for r in lab.requests("client", "10.96.0.10", 80, 200, timeout=1.0) if r.ok)
     assert set(seen) == {"pod-a", "pod-b", "pod-d"}, seen
-    # apply trusts chain names (the hand edit kept the name: "unchanged"), diff shows the edit;
-    # delete and apply put the planned rules back: agreement again.
+    # diff shows the edit; delete and apply put the planned rules back: agreement again.
     assert svc.run("diff", path, *NODE_ARGS).returncode == 1
     svc.delete()
     apply(svc, path=path)
     assert trace(svc, path, "client", "10.96.0.10", 80)[0]["kernel"]["agrees"]
+
+
+def _send_elsewhere(svc, lab, endpoint, other):
+    """Edit the node's live rules by hand: the rule that DNATs to ``endpoint`` DNATs to ``other``."""
+    if svc.flavour is None:
+        chain = next(line.split()[1] for line in svc.ruleset().splitlines() if line.strip().startswith("chain svc-"))
+        rules = lab.node_exec(["nft", "-a", "list", "chain", "ip", "svcctl", chain]).stdout
+        handle = next(line.split("# handle ")[1] for line in rules.splitlines() if f"dnat to {endpoint}" in line)
+        lab.node_exec(["nft", "replace", "rule", "ip", "svcctl", chain, "handle", handle, "meta", "l4proto", "tcp", "dnat", "to", other])
+        return
+    iptables = f"iptables-{svc.flavour}"
+    rules = lab.node_exec([iptables, "-t", "nat", "-S"]).stdout.splitlines()
+    line = next(r for r in rules if r.endswith(f"-j DNAT --to-destination {endpoint}"))
+    chain = line.split()[1]
+    number = [r for r in rules if r.startswith(f"-A {chain} ")].index(line) + 1
+    lab.node_exec([iptables, "-t", "nat", "-R", chain, str(number), *line.split()[2:-1], other])

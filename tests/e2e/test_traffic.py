@@ -1,9 +1,11 @@
 """svcctl end to end: real manifests, ``svcctl apply`` in the lab's node namespace, real traffic.
 
-Needs root, iproute2, nft, /usr/bin/python3 and the nftables Python binding svcctl uses; skipped
-otherwise. One lab is shared by the module (pods pod-a..pod-d on the node's pod bridge, clients
-``client`` and ``client2`` on the node's external network); every test starts and ends with no
-svcctl tables (``svcctl delete``).
+Every test runs once per back end (scenarios.backend_fixture: nftables, iptables-nft, iptables-legacy).
+Needs root, iproute2, nft, /usr/bin/python3 and the nftables Python binding svcctl uses, and
+iptables 1.8 for the iptables back end; skipped otherwise. One lab per back end is shared by the
+module (pods pod-a..pod-d on the node's pod bridge, clients ``client`` and ``client2`` on the
+node's external network); every test starts and ends with no svcctl tables or chains
+(``svcctl delete``).
 
 The manifests say that pod-a, pod-b and pod-c run on this node (node-1). pod-d is on the same
 bridge, but where a test says it runs on node-2 it plays a remote endpoint: reachable, yet not
@@ -20,7 +22,7 @@ import time
 import pytest
 
 from lab import NODE_IP4, NODE_IP6, POD_GATEWAY4, POD_GATEWAY6, Lab, pods_seen
-from scenarios import (CHI2_P001, NODE, OTHER_NODE, SVCCTL, Svcctl, chi_square, endpoint_slice,
+from scenarios import (CHI2_P001, NODE, OTHER_NODE, SVCCTL, Svcctl, backend_fixture, chi_square, endpoint_slice,  # noqa: F401 (fixture)
                        endpoints, manifest, pod, port, service, slice_endpoint)
 
 pytestmark = [
@@ -39,31 +41,33 @@ FAST = 0.5                  # timeout where a drop is the expected outcome
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(backend):
+    """A lab per back end: each starts with an empty conntrack table and no other back end's
+    tables in its node namespace."""
     with Lab(pods=PODS, clients=CLIENTS, tcp_ports=(8080, 9090), udp_ports=(8080, 9090)) as lab:
-        probe = lab.node_exec([str(SVCCTL), "delete"], check=False)
-        if probe.returncode == 3:   # no nftables binding, privileges or kernel support
-            pytest.skip(f"svcctl cannot reach nftables: {probe.stderr.strip()}")
+        probe = Svcctl(lab, "/nonexistent", backend).delete()
+        if probe.returncode == 3:   # no nftables binding or iptables, privileges or kernel support
+            pytest.skip(f"svcctl cannot reach {backend}: {probe.stderr.strip()}")
         assert probe.returncode == 0, probe.stderr
         yield lab
 
 
-def _reset(lab):
-    """No svcctl tables, no test tables: every test starts from scratch.
+def _reset(lab, helper):
+    """No svcctl tables or chains, no test tables: every test starts from scratch.
     (Conntrack is not flushed: its TIME_WAIT entries are what keeps masquerading from picking a
     source port that a pod still holds in TIME_WAIT, which would cost a 1 s SYN retransmit.)"""
-    lab.node_exec([str(SVCCTL), "delete"])
+    assert helper.delete().returncode == 0
     for table in ("inet other", "ip other"):
         lab.node_exec(["nft", "delete", "table", *table.split()], check=False)
 
 
 @pytest.fixture
-def svc(lab, tmp_path):
-    helper = Svcctl(lab, tmp_path)
-    if helper.tables():   # left over by a teardown that failed
-        _reset(lab)
+def svc(lab, tmp_path, backend):
+    helper = Svcctl(lab, tmp_path, backend)
+    if helper.owned():   # left over by a teardown that failed
+        _reset(lab, helper)
     yield helper
-    _reset(lab)
+    _reset(lab, helper)
 
 
 @pytest.fixture
@@ -358,12 +362,12 @@ def test_diff_is_empty_after_apply_and_not_after_a_change(lab, svc, hosts):
 
 
 def test_dry_run_changes_nothing(lab, svc, hosts):
-    # Onto an empty kernel: no table appears.
-    tables_before = svc.tables()
+    # Onto an empty kernel: no table (chain) appears.
+    before = svc.ruleset()
     empty = svc.dry_run(_one_pod_service(hosts, 0))
     assert empty.returncode == 0, empty.stderr
     assert "+" in empty.stdout
-    assert svc.tables() == tables_before
+    assert svc.owned() == set() and svc.ruleset() == before
     # Onto live tables: the listing stays byte for byte, traffic keeps its old way.
     svc.apply(_one_pod_service(hosts, 0))
     before = svc.ruleset()
@@ -444,22 +448,55 @@ def test_no_failed_connections_while_reapplying(lab, svc, hosts):
     assert set(pods_seen(results)) == {"pod-a", "pod-b", "pod-c"}
 
 
-def test_delete_leaves_other_tables_in_place(lab, svc, hosts):
+# Other tools' iptables rules (Docker's, kube-proxy's), as (table, chain to create, rule), given
+# to the flavour svcctl writes with (iptables-nft for the nftables back end).
+FOREIGN_RULES = (
+    ("nat", "DOCKER", "-A DOCKER -i docker0 -j RETURN"),
+    ("nat", "", "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER"),
+    ("filter", "DOCKER-USER", "-A DOCKER-USER -j RETURN"),
+    ("filter", "", "-A FORWARD -j DOCKER-USER"),
+    ("nat", "KUBE-SERVICES", "-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j RETURN"),
+    ("nat", "", "-I PREROUTING 1 -j KUBE-SERVICES"),
+)
+
+
+def _others(lab, svc):
+    """Everything on the node that is not svcctl's: the test's nftables tables, and every
+    iptables rule but svcctl's (in order: a rule moved is a difference)."""
+    nft = [lab.node_exec(["nft", "list", "table", *t.split()]).stdout for t in ("inet other", "ip other")]
+    saved = svc.saved(svc.flavour or "nft")
+    return nft, [line for line in saved.splitlines() if "SVCCTL-" not in line]
+
+
+def test_delete_leaves_other_tables_and_rules_in_place(lab, svc, hosts):
     lab.nft("table inet other {\n\tchain keep {\n\t\ttype filter hook input priority 0; policy accept;\n\t}\n}\n"
             "table ip other {\n\tchain keep {\n\t}\n}\n")
-    svc.apply(_one_pod_service(hosts, 0))
-    assert {"ip svcctl", "ip6 svcctl", "inet other", "ip other"} <= svc.tables()
-    proc = svc.delete()
-    assert proc.returncode == 0, proc.stderr
-    assert svc.tables() == {"inet other", "ip other"}
-    assert "chain keep" in lab.node_exec(["nft", "list", "table", "inet", "other"]).stdout
-    assert "chain keep" in lab.node_exec(["nft", "list", "table", "ip", "other"]).stdout
-    # Nothing left to delete is fine too.
-    again = svc.delete()
-    assert again.returncode == 0 and "nothing to delete" in again.stdout
-    assert svc.tables() == {"inet other", "ip other"}
-    # The Service is gone: its IP falls into the sink.
-    assert lab.requests("client", "10.96.0.120", 80, 1, timeout=FAST)[0].error == "timeout"
+    iptables = f"iptables-{svc.flavour or 'nft'}"
+    for table, chain, rule in FOREIGN_RULES:
+        if chain:
+            lab.node_exec([iptables, "-t", table, "-N", chain])
+        lab.node_exec([iptables, "-t", table, *rule.split()])
+    try:
+        others = _others(lab, svc)
+        svc.apply(_one_pod_service(hosts, 0))
+        assert svc.owned()
+        assert _others(lab, svc) == others
+        proc = svc.delete()
+        assert proc.returncode == 0, proc.stderr
+        assert svc.owned() == set()
+        assert _others(lab, svc) == others
+        # Nothing left to delete is fine too.
+        again = svc.delete()
+        assert again.returncode == 0 and "nothing to delete" in again.stdout
+        assert _others(lab, svc) == others
+        # The Service is gone: its IP falls into the sink.
+        assert lab.requests("client", "10.96.0.120", 80, 1, timeout=FAST)[0].error == "timeout"
+    finally:
+        for table, chain, rule in reversed(FOREIGN_RULES):
+            verb, builtin, *spec = rule.split()
+            lab.node_exec([iptables, "-t", table, "-D", builtin, *spec[verb == "-I":]], check=False)
+            if chain:
+                lab.node_exec([iptables, "-t", table, "-X", chain], check=False)
 
 
 def test_incremental_apply_sends_only_an_update(lab, svc, hosts):
