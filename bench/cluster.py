@@ -14,10 +14,11 @@ _POD_BASE = int(ipaddress.ip_address("10.128.0.0"))
 
 
 def service(i: int) -> dict[str, Any]:
-    kind = "NodePort" if i % 10 == 0 else "ClusterIP"
+    # Every tenth Service a NodePort, while the default range has ports (2,768: the first 27,680 Services).
+    kind = "NodePort" if i % 10 == 0 and i // 10 < 2768 else "ClusterIP"
     port: dict[str, Any] = {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}
     if kind == "NodePort":
-        port["nodePort"] = 30000 + (i // 10) % 2768
+        port["nodePort"] = 30000 + i // 10
     spec: dict[str, Any] = {
         "type": kind,
         "clusterIP": str(ipaddress.ip_address(_SERVICE_BASE + 10 + i)),

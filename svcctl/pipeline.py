@@ -4,9 +4,11 @@ happens before (svcctl.sources); the kernel after (the back ends' transports).""
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from .backends import Compiled, backend
 from .cluster import options_for
-from .load import Inputs, gc_paused, parse
+from .load import Inputs, RawObject, gc_paused, parse
 from .options import Options
 from .plan import Plan, plan
 from .problems import InvalidInput
@@ -24,13 +26,22 @@ def read_inventory(inputs: Inputs, options: Options) -> Inventory:
     read, bad YAML/JSON and invalid objects are all reported together."""
     objects, problems = parse(inputs)
     try:
-        inventory = validate(objects, options.node_port_range)
+        inventory = validate(_handed_out(objects), options.node_port_range)
     except InvalidInput as err:
         problems.extend(err.problems)
         raise InvalidInput(problems) from None
     if problems:
         raise InvalidInput(problems)
     return inventory
+
+
+def _handed_out(objects: list[RawObject]) -> Iterator[RawObject]:
+    """Each object, dropped from the list as it is handed out: what it was parsed into is freed
+    once it is typed, and the typed objects take that memory (a dump's raw objects are ~140 MB
+    at 10,000 Services)."""
+    objects.reverse()
+    while objects:
+        yield objects.pop()
 
 
 def cluster_options(inventory: Inventory, options: Options) -> Options:

@@ -9,6 +9,7 @@ following the EndpointSlice controller's rules.
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
@@ -196,8 +197,7 @@ def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port:
     )
 
 
-def _backend_order(b: Backend) -> tuple[str, int, str]:
-    return (b.address, b.port, b.node)
+_backend_order = operator.itemgetter(0, 1, 2)  # address, port, node: C speed, 100,000s of them
 
 
 def _backend(
@@ -222,16 +222,17 @@ def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) ->
             match = next((p for p in es.ports if p.name == sp.name and p.protocol is sp.protocol), None)
             if match is None or match.port is None:
                 continue
+            port, done, found = match.port, seen[i], per_port[i]
             for ep in es.endpoints:
                 backend = _backend(
-                    ep.addresses[0], match.port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, ep.hostname, options,
+                    ep.addresses[0], port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, ep.hostname, options,
                     (ep.zone_hints, ep.node_hints),
                 )
-                key = (backend.address, backend.port)  # kube-proxy uses an endpoint's first address only
-                if key in seen[i]:
+                key = backend[:2]  # address, port: kube-proxy uses an endpoint's first address only
+                if key in done:
                     continue  # the same endpoint in two slices (during an update): count it once
-                seen[i].add(key)
-                per_port[i].append(backend)
+                done.add(key)
+                found.append(backend)
     return per_port
 
 

@@ -70,7 +70,7 @@ def read_manifests(manifests: list[str]) -> Inputs:
         else:
             files = [path]
         for file in files:
-            _add(sources, problems, show_file(str(file)), file.suffix, lambda f=file: _read_file(str(f), budget))  # type: ignore[misc]
+            _add(sources, problems, show_file(str(file)), file.suffix, lambda f=file: _read_file(str(f), budget), str(file))  # type: ignore[misc]
     return Inputs(sources, problems)
 
 
@@ -83,9 +83,11 @@ def read_manifest_file(path: str) -> Source | Problem:
     return sources[0] if sources else problems[0]
 
 
-def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str | None, read: Callable[[], bytes | str]) -> None:
-    """Read one input into a source, or say why it could not be read."""
+def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str | None, read: Callable[[], bytes | str], path: str | None = None) -> None:
+    """Read one input into a source, or say why it could not be read. A regular file at ``path``
+    that did not change while it was read may be read again (Source.release)."""
     try:
+        before = _identity(path)
         text = _decoded(read())
     except FileNotFoundError:
         problems.append(Problem("no such file or directory", file=name))
@@ -96,7 +98,30 @@ def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str 
     except UnicodeDecodeError as err:
         problems.append(_not_utf8(name, err))
     else:
-        sources.append(Source(name, text, looks_like_json(suffix, text)))
+        same = before is not None and before == _identity(path)
+        sources.append(Source(name, text, looks_like_json(suffix, text), _reread(path, before) if same else None))
+
+
+def _identity(path: str | None) -> tuple[int, ...] | None:
+    """What tells a regular file's content changed: the inode, size and modification time."""
+    try:
+        info = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _reread(path: str | None, identity: tuple[int, ...] | None) -> Callable[[], str | None]:
+    def reread() -> str | None:
+        try:
+            text = _decoded(_read_file(str(path), _Budget()))
+        except (OSError, _Unreadable, UnicodeDecodeError):
+            return None
+        return text if _identity(path) == identity else None
+
+    return reread
 
 
 def _read_stdin(budget: _Budget) -> bytes | str:

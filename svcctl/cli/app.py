@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Optional
 
 import typer
@@ -36,6 +35,8 @@ typer.core.TyperArgument._usage_display_name = lambda self: f"{self.display_name
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # ~50 ms: only for --version
+
     try:
         return version("svcctl")
     except PackageNotFoundError:  # run from a checkout that was never installed

@@ -3,29 +3,23 @@ invalid options, 3 without the privileges to change the rules."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..agent import logs
-from ..agent.health import HealthCheckServers, ProxyHealth, Response, serve, split_address
-from ..agent.loop import Agent
-from ..agent.metrics import CONTENT_TYPE, Metrics
-from ..agent.reconcile import Schedule, Syncing
-from ..agent.kube import ConfigError, KubeSource, connect
-from ..agent.source import DirectorySource, Source
 from ..backends import backend
 from ..options import Options
 from ..problems import InvalidInput, Problem
 from .app import app
 from .settings import NODE_SETTINGS, with_options
+
+if TYPE_CHECKING:
+    from ..agent.loop import Agent
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -81,6 +75,18 @@ def run(
     Exit status: 0 after SIGTERM or SIGINT, 2 invalid options, 3 the kernel is out of reach (no
     privileges).
     """
+    # The agent (asyncio, prometheus_client, watchfiles, the Kubernetes client) is imported by the
+    # one command that runs it.
+    import asyncio
+
+    from ..agent import logs
+    from ..agent.health import HealthCheckServers, ProxyHealth, split_address
+    from ..agent.kube import ConfigError, KubeSource, connect
+    from ..agent.loop import Agent
+    from ..agent.metrics import Metrics
+    from ..agent.reconcile import Schedule, Syncing
+    from ..agent.source import DirectorySource, Source
+
     try:
         min_period, period = parse_duration(min_sync_period), parse_duration(sync_period)
         addresses = [split_address(a) if a else None for a in (health_addr, metrics_addr)]
@@ -124,6 +130,12 @@ def run(
 
 
 async def _main(agent: Agent, health_at: tuple[str, int] | None, metrics_at: tuple[str, int] | None) -> None:
+    import asyncio
+    import signal
+
+    from ..agent.health import Response, serve
+    from ..agent.metrics import CONTENT_TYPE
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

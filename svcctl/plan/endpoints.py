@@ -7,12 +7,17 @@ under a Local policy); a group is only made when some traffic uses it.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple, cast
+import functools
+from typing import Callable, Iterable, NamedTuple, cast
 
 from ..model import Protocol, TrafficPolicy
 from ..resolve import Backend, ResolvedPort, ResolvedService
 from ..topology import Mode, categorize, uses
 from .model import Endpoint, EndpointGroup, Pick, PortRef
+
+# tuple.__new__ builds each NamedTuple in C (their own __new__ is Python): 100,000s of them.
+_pick: Callable[[tuple[Endpoint, int | None]], Pick] = functools.partial(tuple.__new__, Pick)  # type: ignore[arg-type]
+_endpoint: Callable[[tuple[str, int]], Endpoint] = functools.partial(tuple.__new__, Endpoint)  # type: ignore[arg-type]
 
 
 def cascade(backends: Iterable[Backend]) -> tuple[Pick, ...]:
@@ -21,7 +26,8 @@ def cascade(backends: Iterable[Backend]) -> tuple[Pick, ...]:
     endpoint in one chain: the kernel loads it in linear time, docs/nft-layout.md.)"""
     ordered = list(backends)
     n = len(ordered)
-    return tuple(Pick(Endpoint(b.address, b.port), (n - i) if i < n - 1 else None) for i, b in enumerate(ordered))
+    return tuple(_pick((_endpoint(b[:2]), (n - i) if i < n - 1 else None)) for i, b in enumerate(ordered))  # b[:2]: address, port
+
 
 
 class EndpointChoice(NamedTuple):

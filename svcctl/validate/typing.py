@@ -29,8 +29,8 @@ def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Ori
             problems.append(Problem(f"Invalid value: {show_value(value)}: must be a string", (field,), origin))
             return None
     model = KINDS.get((api_version, kind))  # type: ignore[arg-type]
-    ref = _raw_ref(model, data.get("metadata"))
     if model is None:
+        ref = _raw_ref(model, data.get("metadata"))
         if not api_version and kind in {k for _, k in KINDS}:
             problems.append(Problem("Required value", ("apiVersion",), origin, str(kind), ref))
         elif kind == "EndpointSlice" and api_version == "discovery.k8s.io/v1beta1":
@@ -55,6 +55,7 @@ def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Ori
     try:
         obj = model.model_validate(data, context=outside_enums)
     except ValidationError as err:
+        ref = _raw_ref(model, data.get("metadata"))
         for e in _dedupe(err.errors()):
             path = _field_path(model, e["loc"])
             if e["type"] == "nested":  # many problems found by svcctl.bulk in one list
