@@ -130,11 +130,39 @@ class FakeKernel:
     # ---- applying a transaction: all or nothing -----------------------------------------------
 
     def apply(self, transaction: tx.Transaction) -> None:
-        work = copy.deepcopy(self.tables)
-        for op in transaction.operations:
-            _apply(work, op)
-        self.tables = work
+        """Commit the transaction's stages (transaction.stages) one after the other, as
+        svcctl.nftables.transport.send does."""
+        for stage in tx.stages(transaction.operations):
+            self.commit(stage)
         self.sent.append(transaction)
+
+    def commit(self, operations: tuple[tx.Operation, ...]) -> None:
+        """One commit, all or nothing. Besides what the kernel refuses, it refuses what would
+        let a packet in flight fall through: in a table that outlives the commit, a map element
+        pointing at a chain created in the same commit (transaction.stages)."""
+        work = copy.deepcopy(self.tables)
+        deleted: set[tuple[str, str]] = set()
+        for op in operations:
+            if isinstance(op, tx.DeleteTable):
+                deleted.add((op.table.family.value, op.table.name))
+            _apply(work, op)
+        for key, table in work.items():
+            before = self.tables.get(key)
+            if before is None or key in deleted:
+                continue  # a new table: its base chains ran no rules in the old generation
+            for set_name, s in table.sets.items():
+                for verdict in s.elements.values():
+                    target = _verdict_target(verdict)
+                    if target and target not in before.chains:
+                        raise _refuse(f"map {set_name} points at chain {target} created in the same commit")
+        self.tables = work
+
+
+def _verdict_target(verdict: Any) -> str | None:
+    if not isinstance(verdict, dict):
+        return None
+    body = next(iter(verdict.values()))
+    return body.get("target") if isinstance(body, dict) else None
 
 
 def _refuse(message: str) -> Refused:

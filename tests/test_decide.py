@@ -61,6 +61,15 @@ def test_the_recordings_are_of_this_frame() -> None:
     assert live == set(frames(example()).values()), "tests/kernel/*.json are of another frame: re-record them"
 
 
+def fewer_web_endpoints() -> Ruleset:
+    """The example with one endpoint less for shop/web: new chains for its port."""
+    inventory, services = read_services(read_manifests([EXAMPLE]), OPTIONS)
+    web = next(s for s in services if s.name == "web")
+    port = web.ports[0]
+    fewer = dataclasses.replace(web, ports=(dataclasses.replace(port, backends=port.backends[:-1]),))
+    return layout(plan([fewer if s is web else s for s in services], OPTIONS), OPTIONS.table)
+
+
 def test_an_empty_kernel_gets_created_tables() -> None:
     decided = converge(FakeKernel(), example())
     assert decided.kind == "full"
@@ -76,13 +85,7 @@ def test_the_recorded_live_state_needs_nothing() -> None:
 
 
 def test_one_endpoint_changed_sends_one_chain_and_its_elements() -> None:
-    kernel = FakeKernel("web.json")
-    inventory, services = read_services(read_manifests([EXAMPLE]), OPTIONS)
-    web = next(s for s in services if s.name == "web")
-    port = web.ports[0]
-    fewer = dataclasses.replace(web, ports=(dataclasses.replace(port, backends=port.backends[:-1]),))
-    ruleset = layout(plan([fewer if s is web else s for s in services], OPTIONS), OPTIONS.table)
-    decided = converge(kernel, ruleset)
+    decided = converge(FakeKernel("web.json"), fewer_web_endpoints())
     assert decided.kind == "update"
     assert kinds(decided) == ["add_objects", "delete_elements", "delete_elements", "add_elements", "add_elements", "delete_chain", "delete_chain"]
     added = decided.operations[0]
@@ -96,6 +99,21 @@ def test_a_hook_chain_deleted_by_hand_is_reloaded_in_place() -> None:
     decided = converge(FakeKernel("web-hook-deleted.json"), example())
     assert kinds(decided) == ["load_table", "load_table"]  # no delete table: affinity state stays
     assert decided.summary == "reloaded ip svcctl (a hook chain was missing)"
+
+
+def test_new_chains_are_committed_before_the_elements_that_point_at_them() -> None:
+    """The fake refuses a map element pointing at a chain created in the same commit (a packet
+    straddling the commit would run that chain empty): the new chains go in a commit of their
+    own, for an update and for a reload in place alike."""
+    for recording, stages in (("web.json", 2), ("web-hook-deleted.json", 2)):
+        kernel = FakeKernel(recording)
+        decided = converge(kernel, fewer_web_endpoints())
+        commits = tx.stages(decided.operations)
+        assert len(commits) == stages and {op.op for op in commits[0]} == {"add_objects"}, recording
+        assert "add_objects" not in {op.op for op in commits[1]}
+    unstaged = decide(FakeKernel("web.json"), fewer_web_endpoints()).operations
+    with pytest.raises(KernelError, match=r"map service-ips points at chain svc-\w+-shop/web/tcp/http created in the same commit"):
+        FakeKernel("web.json").commit(unstaged)
 
 
 def test_another_frame_is_replaced() -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from svcctl.kernel import LOCK_DIR, Refused, in_throwaway_netns
-from svcctl.nftables import transport
+from svcctl.nftables import transaction as tx, transport
+from svcctl.nftables.nft import Nft
 from svcctl.options import build_options
 from svcctl.pipeline import compile_rules
 from svcctl.sources import read_manifests
@@ -89,14 +90,30 @@ def test_a_refused_transaction_changes_nothing_and_names_its_service(netns):
     assert listing(netns) == before
 
 
+def test_new_chains_of_a_refused_second_commit_are_deleted_again(netns):
+    """New chains are committed first, then what points at them (transaction.stages); when the
+    second commit is refused, the first is taken back and the kernel holds what it held."""
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
+    before = listing(netns)
+    options = build_options({"node-name": "node-2", "cluster-cidr": ["10.244.0.0/16"], "masquerade-all": True})
+    table = compile_rules(read_manifests([EXAMPLE]), options)[2].rules.tables[0]
+    ref = tx.TableRef(table.family, table.name)
+    chain = dataclasses.replace(table.endpoint_chains[0], name=table.endpoint_chains[0].name + "-new")
+    operations = (tx.AddObjects(ref, (), (chain,), ()), tx.DeleteChain(ref, "svc-missing"))
+    assert len(tx.stages(operations)) == 2
+    with pytest.raises(Refused, match="svc-missing"):
+        subprocess_apply(netns, lambda: transport.send(Nft(), operations))
+    assert listing(netns) == before
+
+
 def subprocess_apply(ns: str, ruleset) -> None:
-    """transport.apply inside ``ns``: libnftables talks to the namespace it was created in, so
-    the call runs in a child that joined the namespace first."""
+    """transport.apply inside ``ns`` (or a function to call there): libnftables talks to the
+    namespace it was created in, so the call runs in a child that joined the namespace first."""
     fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
 
     def in_ns() -> None:
         os.setns(fd, os.CLONE_NEWNET) if hasattr(os, "setns") else _setns(fd)
-        transport.apply(ruleset)
+        ruleset() if callable(ruleset) else transport.apply(ruleset)
 
     try:
         in_throwaway_netns(in_ns)

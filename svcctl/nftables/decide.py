@@ -53,17 +53,22 @@ def _stale(t: Table, live: LiveTable) -> tuple[list[str], list[str]]:
     return chains, sets
 
 
+def _new_objects(t: Table, live: LiveTable) -> list[Operation]:
+    """The planned affinity sets and per-port chains the live table lacks (none or one op)."""
+    new_sets = tuple(s for s in t.sets if s.dynamic and s.name not in live.sets)
+    new_endpoint_chains = tuple(c for c in t.endpoint_chains if c.name not in live.chains)
+    new_external_chains = tuple(e for e in t.external_chains if e.name not in live.chains)
+    if new_sets or new_endpoint_chains or new_external_chains:
+        return [AddObjects(TableRef(t.family, t.name), new_sets, new_endpoint_chains, new_external_chains)]
+    return []
+
+
 def table_update(t: Table, live: LiveTable) -> list[Operation]:
     """The operations that turn a live table of the same frame into the planned one, in the
     order they must run: new sets and chains first (elements and rules refer to them), old
     elements out before new ones in, stale chains (and the sets their rules used) last."""
     ref = TableRef(t.family, t.name)
-    ops: list[Operation] = []
-    new_sets = tuple(s for s in t.sets if s.dynamic and s.name not in live.sets)
-    new_endpoint_chains = tuple(c for c in t.endpoint_chains if c.name not in live.chains)
-    new_external_chains = tuple(e for e in t.external_chains if e.name not in live.chains)
-    if new_sets or new_endpoint_chains or new_external_chains:
-        ops.append(AddObjects(ref, new_sets, new_endpoint_chains, new_external_chains))
+    ops = _new_objects(t, live)
     added = []
     for s in t.static_sets:
         have = live.elements.get(s.name, {})
@@ -127,6 +132,9 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str],
         else:
             if not whole and not reload:
                 reloaded.append(t.scope)
+            # New chains first, in a commit of their own (transaction.stages); the load then
+            # flushes and refills them with everything else.
+            head += _new_objects(t, lt)
             chains, sets = _stale(t, lt)
             tail += [DeleteChain(ref, n) for n in chains] + [DeleteSet(ref, n) for n in sets]
     summary = ", ".join(

@@ -32,7 +32,7 @@ from .layout import NODE_WIDE, PortObjects, assemble, port_objects
 from .live import read_live
 from .nft import Nft
 from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Ruleset, Verdict
-from .render import frame_name, render
+from .render import frame_name
 from .transaction import AddElements, AddObjects, DeleteChain, DeleteElements, DeleteSet, Operation, TableRef
 
 VERSIONS = (4, 6)
@@ -156,7 +156,7 @@ class Syncer:
         if ops:
             assert self._nft is not None, "a syncer without the kernel only lays out"
             with locked(self.table):
-                self._nft.run(render(ops))
+                transport.send(self._nft, tuple(ops))
         self._committed = counted
         self._before.clear()
         udp = tuple(sorted((ip, int(port)) for ip, port in gone_udp))

@@ -1,6 +1,7 @@
-"""A transaction: the operations one apply sends, in order, as typed data. ``render`` writes it
-as one nft script (all committed, or none); the apply decision (``decide``) builds it, and tests
-can apply it to a fake kernel (tests/fake_kernel.py) without root.
+"""A transaction: the operations one apply sends, in order, as typed data, and the commits that
+carry them (``stages``). ``render`` writes operations as one nft script (all committed, or
+none); the apply decision (``decide``) builds the transaction, and tests can apply it to a fake
+kernel (tests/fake_kernel.py) without root.
 """
 
 from __future__ import annotations
@@ -100,3 +101,31 @@ class Transaction:
 
     def __bool__(self) -> bool:
         return bool(self.operations)
+
+
+def stages(operations: tuple[Operation, ...]) -> tuple[tuple[Operation, ...], ...]:
+    """The commits that carry ``operations``, in order: new per-port chains and sets first, in a
+    commit of their own, then the rest.
+
+    A commit is atomic for rules, but not quite for a packet in flight: nft_do_chain picks the
+    chains' rules of the generation current when the packet entered the base chain, while a set
+    or verdict map lookup later in the same chain reads the generation current at that moment.
+    A packet that straddles the commit can thus find a new map element pointing at a chain that
+    was created in the same commit, and run that chain's rules of the old generation: none. The
+    packet falls through un-DNATed (measured: docs/kernel-notes.md, 1.5; bench/commit_race.py).
+    Chains committed earlier hold their rules in both generations. Nothing refers to them until
+    the second commit, so the first one changes nothing a packet can see."""
+    first = tuple(op for op in operations if isinstance(op, AddObjects))
+    rest = tuple(op for op in operations if not isinstance(op, AddObjects))
+    return (first, rest) if first and rest else (operations,)
+
+
+def withdrawal(added: tuple[Operation, ...]) -> tuple[Operation, ...]:
+    """What removes the chains and sets of a first stage again, when the commit after it was
+    refused: external chains first (they jump to the endpoint chains), sets last."""
+    objects = [op for op in added if isinstance(op, AddObjects)]
+    return (
+        *(DeleteChain(op.table, e.name) for op in objects for e in op.external_chains),
+        *(DeleteChain(op.table, c.name) for op in objects for c in op.endpoint_chains),
+        *(DeleteSet(op.table, s.name) for op in objects for s in op.sets),
+    )

@@ -1,14 +1,15 @@
 """apply, dry-run, diff and delete: the nftables rules meet the kernel.
 
-Every change is one nftables transaction, so the kernel holds the old ruleset or the new one,
-never a mix; applies are serialized by a lock file, so two never interleave; and only svcctl's
+Every change is one nftables transaction as packets see it, so the kernel holds the old ruleset
+or the new one, never a mix (new chains are committed just before, unreferenced:
+transaction.stages); applies are serialized by a lock file, so two never interleave; and only svcctl's
 own tables (``ip <table>``, ``ip6 <table>``) are read, changed or deleted.
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Iterator
 
 from ..backends import ApplyResult
@@ -21,7 +22,7 @@ from .nft import Listing, Nft
 from .objects import Family, Ruleset
 from .frame import MARKER_PREFIX
 from .render import frame_name, listing, render, render_ruleset
-from .transaction import CreateTable, DeleteTable, TableRef, Transaction
+from .transaction import CreateTable, DeleteTable, Operation, TableRef, Transaction, stages, withdrawal
 
 
 def privileged() -> Nft:
@@ -79,9 +80,29 @@ def _frames(ruleset: Ruleset) -> dict[str, str]:
     return {t.scope: frame_name(t) for t in ruleset.tables}
 
 
+def send(nft: Nft, operations: tuple[Operation, ...]) -> None:
+    """Commit ``operations`` in their stages (transaction.stages): new chains first, then what
+    refers to them. If a later stage is refused, the chains and sets of the first are deleted
+    again (best effort: the next apply deletes what is left, as stale chains), so a refused
+    apply leaves the kernel as it was."""
+    done: list[tuple[Operation, ...]] = []
+    for stage in stages(operations):
+        try:
+            nft.run(render(stage))
+        except KernelError:
+            for added in done:
+                with suppress(KernelError):
+                    nft.run(render(withdrawal(added)))
+            raise
+        done.append(stage)
+
+
 def _send(nft: Nft, ruleset: Ruleset, tx: Transaction, dry_run: bool) -> None:
     try:
-        nft.run(render(tx.operations), dry_run=dry_run)
+        if dry_run:  # checked whole: the kernel resolves references within one transaction
+            nft.run(render(tx.operations), dry_run=True)
+        else:
+            send(nft, tx.operations)
     except Refused as err:
         # The kernel refuses `create table` for a table that exists: one svcctl could not see
         # (no chain, no set), so not svcctl's.
