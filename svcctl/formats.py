@@ -121,7 +121,7 @@ def label_value(value: str) -> Sequence[str]:
     return errs
 
 
-def port_number(value: int) -> list[str]:
+def port_number(value: int) -> Sequence[str]:
     return [] if 1 <= value <= 65535 else ["must be between 1 and 65535, inclusive"]
 
 
@@ -165,11 +165,11 @@ def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
     return None if packed is None else ipaddress.ip_address(packed)
 
 
-def ip_address(value: str) -> list[str]:
+def ip_address(value: str) -> Sequence[str]:
     return [] if packed_ip(value) is not None else ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
 
 
-def non_special_ip(value: str) -> list[str]:
+def non_special_ip(value: str) -> Sequence[str]:
     """Endpoint addresses and externalIPs may not be unspecified, loopback, link-local or
     link-local multicast: traffic to them would never leave the node (ValidateNonSpecialIP)."""
     b = packed_ip(value)
@@ -211,11 +211,11 @@ _BAD_CIDR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
 _LEADING_ZERO = re.compile(r"(?:^|[./])0\d")  # in an IPv4 octet or in the prefix length
 
 
-def cidr(value: str) -> list[str]:
+def cidr(value: str) -> Sequence[str]:
     return [] if parse_cidr(value) is not None else [_BAD_CIDR]
 
 
-def canonical_cidr(value: str) -> list[str]:
+def canonical_cidr(value: str) -> Sequence[str]:
     """A CIDR as fields new since Kubernetes 1.33 take it (IsValidCIDR; ServiceCIDR's cidrs): a
     subnet, no bits set after the prefix, no leading zeros, in the form Go prints it."""
     address, _, prefix = value.partition("/")

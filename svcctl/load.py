@@ -386,6 +386,11 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _skip_space(text: str, pos: int) -> int:
+    """The position after the JSON whitespace at ``pos``."""
+    return _WS.match(text, pos).end()  # type: ignore[union-attr]  # the pattern matches "" too
+
+
 _DECODER = json.JSONDecoder(object_pairs_hook=_object)
 
 
@@ -393,14 +398,14 @@ def _parse_json(source: Source) -> tuple[list[RawObject], list[Problem]]:
     objects: list[RawObject] = []
     problems: list[Problem] = []
     text = source.text
-    pos = _WS.match(text, 0).end()
+    pos = _skip_space(text, 0)
     start = pos
     try:
         while pos < len(text):  # kubectl prints one document; concatenated documents are accepted too
             start = pos
             data, pos, items = _json_document(text, pos)
             _collect(data, source, start, pos, items, objects, problems)
-            pos = _WS.match(text, pos).end()
+            pos = _skip_space(text, pos)
     except json.JSONDecodeError as err:
         # The decoder's messages end in " at" (the position follows): "Invalid control character at".
         what = err.msg.removesuffix(" at").removesuffix(" starting")
@@ -423,47 +428,47 @@ def _json_document(text: str, pos: int) -> tuple[Any, int, list[tuple[int, int]]
         return value, end, None
     result: dict[str, Any] = {}
     items: list[tuple[int, int]] | None = None
-    pos = _WS.match(text, pos + 1).end()
+    pos = _skip_space(text, pos + 1)
     if text[pos : pos + 1] == "}":
         return result, pos + 1, None
     while True:
         if text[pos : pos + 1] != '"':
             raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
-        key, pos = json.decoder.scanstring(text, pos + 1)
+        key, pos = json.decoder.scanstring(text, pos + 1)  # type: ignore[attr-defined]  # in the module, not its stubs
         if key in result:
             raise _DuplicateKey()
-        pos = _WS.match(text, pos).end()
+        pos = _skip_space(text, pos)
         if text[pos : pos + 1] != ":":
             raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
-        pos = _WS.match(text, pos + 1).end()
+        pos = _skip_space(text, pos + 1)
         if key == "items" and text[pos : pos + 1] == "[":
             result[key], pos, items = _json_array_with_spans(text, pos)
         else:
             result[key], pos = decoder.raw_decode(text, pos)
-        pos = _WS.match(text, pos).end()
+        pos = _skip_space(text, pos)
         if text[pos : pos + 1] == "}":
             return result, pos + 1, items
         if text[pos : pos + 1] != ",":
             raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-        pos = _WS.match(text, pos + 1).end()
+        pos = _skip_space(text, pos + 1)
 
 
 def _json_array_with_spans(text: str, pos: int) -> tuple[list[Any], int, list[tuple[int, int]]]:
     values: list[Any] = []
     spans: list[tuple[int, int]] = []
-    pos = _WS.match(text, pos + 1).end()
+    pos = _skip_space(text, pos + 1)
     if text[pos : pos + 1] == "]":
         return values, pos + 1, spans
     while True:
         value, end = _DECODER.raw_decode(text, pos)
         values.append(value)
         spans.append((pos, end))
-        pos = _WS.match(text, end).end()
+        pos = _skip_space(text, end)
         if text[pos : pos + 1] == "]":
             return values, pos + 1, spans
         if text[pos : pos + 1] != ",":
             raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-        pos = _WS.match(text, pos + 1).end()
+        pos = _skip_space(text, pos + 1)
 
 
 # Where a document that failed to decode went wrong: these scan its text again, only then.

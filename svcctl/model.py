@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainValidator, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError, core_schema
 from pydantic.alias_generators import to_camel
 
 from . import bulk
@@ -50,27 +50,26 @@ class _Lenient(_Model):
 
 @dataclass(frozen=True)
 class OneOf:
-    """Marks a field that takes one of an enum's values. A string outside the enum is kept as it
-    is, so that validate reports it together with the object's other problems, as the API
-    server does; a value that is no string at all is a type error here. Validated with a list
-    as pydantic's context, such a string is also added to the list: validate looks for where
-    they stand only in the objects that have one."""
+    """Marks a field that takes one of an enum's values: ``Annotated[Protocol, OneOf(Protocol)]``.
+    A string outside the enum is kept as it is, so that validate reports it together with the
+    object's other problems, as the API server does; a value that is no string at all is a type
+    error here. Validated with a list as pydantic's context, such a string is also added to the
+    list: validate looks for where they stand only in the objects that have one."""
 
     enum: type[StrEnum]
 
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.with_info_plain_validator_function(self._member)
 
-def _enum(cls: type[StrEnum]) -> Any:
-    def member(value: Any, info: ValidationInfo) -> Any:
+    def _member(self, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, str):
             raise PydanticCustomError("string_type", "must be a string")
-        found = cls._value2member_map_.get(value)
+        found = self.enum._value2member_map_.get(value)
         if found is None:
             if isinstance(info.context, list):
                 info.context.append(value)
             return value
         return found
-
-    return Annotated[cls, PlainValidator(member), OneOf(cls)]
 
 
 class Protocol(StrEnum):
@@ -205,7 +204,7 @@ IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
 
 class ServicePort(_Model):
     name: str = ""
-    protocol: _enum(Protocol) = Protocol.TCP
+    protocol: Annotated[Protocol, OneOf(Protocol)] = Protocol.TCP
     port: int
     target_port: IntOrString
     node_port: int = 0
@@ -233,18 +232,18 @@ class SessionAffinityConfig(_Model):
 
 
 class ServiceSpec(_Model):
-    type: _enum(ServiceType) = ServiceType.CLUSTER_IP
+    type: Annotated[ServiceType, OneOf(ServiceType)] = ServiceType.CLUSTER_IP
     ports: list[ServicePort] = Field(default_factory=list)
     selector: StrMap | None = None
     cluster_ip: str = Field(default="", alias="clusterIP")
     cluster_ips: list[str] = Field(default_factory=list, alias="clusterIPs")
-    ip_families: list[_enum(IPFamily)] = Field(default_factory=list, alias="ipFamilies")
-    ip_family_policy: _enum(IPFamilyPolicy) | None = None
+    ip_families: list[Annotated[IPFamily, OneOf(IPFamily)]] = Field(default_factory=list, alias="ipFamilies")
+    ip_family_policy: Annotated[IPFamilyPolicy, OneOf(IPFamilyPolicy)] | None = None
     external_ips: list[str] = Field(default_factory=list, alias="externalIPs")
     external_name: str = ""
-    external_traffic_policy: _enum(TrafficPolicy) | None = None
-    internal_traffic_policy: _enum(TrafficPolicy) | None = None
-    session_affinity: _enum(SessionAffinity) = SessionAffinity.NONE
+    external_traffic_policy: Annotated[TrafficPolicy, OneOf(TrafficPolicy)] | None = None
+    internal_traffic_policy: Annotated[TrafficPolicy, OneOf(TrafficPolicy)] | None = None
+    session_affinity: Annotated[SessionAffinity, OneOf(SessionAffinity)] = SessionAffinity.NONE
     session_affinity_config: SessionAffinityConfig | None = None
     load_balancer_ip: str = Field(default="", alias="loadBalancerIP")
     load_balancer_source_ranges: list[str] = Field(default_factory=list)
@@ -306,7 +305,7 @@ class ServiceSpec(_Model):
 class LoadBalancerIngress(_Model):
     ip: str = ""
     hostname: str = ""
-    ip_mode: _enum(IPMode) | None = None
+    ip_mode: Annotated[IPMode, OneOf(IPMode)] | None = None
     ports: list[dict[str, Any]] | None = None
 
 
@@ -333,7 +332,7 @@ EndpointAddresses = Annotated[tuple[EndpointAddress, ...], PlainValidator(bulk.e
 class EndpointPort(_Model):
     name: str = ""
     port: int
-    protocol: _enum(Protocol) = Protocol.TCP
+    protocol: Annotated[Protocol, OneOf(Protocol)] = Protocol.TCP
     app_protocol: str | None = None
 
 
@@ -352,13 +351,13 @@ class Endpoints(_Object):
 
 class EndpointSlicePort(_Model):
     name: str = ""
-    protocol: _enum(Protocol) = Protocol.TCP
+    protocol: Annotated[Protocol, OneOf(Protocol)] = Protocol.TCP
     port: int | None = None
     app_protocol: str | None = None
 
 
 class EndpointSlice(_Object):
-    address_type: _enum(AddressType)
+    address_type: Annotated[AddressType, OneOf(AddressType)]
     endpoints: Annotated[tuple[Endpoint, ...], PlainValidator(bulk.endpoints)] = ()
     ports: list[EndpointSlicePort] = Field(default_factory=list)
 
@@ -369,7 +368,7 @@ class EndpointSlice(_Object):
 class ContainerPort(_Lenient):
     name: str = ""
     container_port: int
-    protocol: _enum(Protocol) = Protocol.TCP
+    protocol: Annotated[Protocol, OneOf(Protocol)] = Protocol.TCP
 
 
 class Container(_Lenient):

@@ -18,7 +18,7 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import AnyStr, Callable
 
 from .load import Inputs, RawObject, Source, parse
 from .problems import InvalidInput, Problem, show_file
@@ -39,7 +39,7 @@ class _Budget:
     def __init__(self) -> None:
         self.left = MAX_INPUT_BYTES
 
-    def take(self, data: bytes) -> bytes:
+    def take(self, data: AnyStr) -> AnyStr:
         if len(data) > self.left:
             raise _Unreadable(f"larger than the {MAX_INPUT_BYTES >> 20} MiB svcctl reads in one run (all manifests together)")
         self.left -= len(data)

@@ -11,7 +11,7 @@ rules across objects (across).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..load import Origin, RawObject
 from ..model import Endpoints, EndpointSlice, Node, Pod, Service, ServiceCIDR
@@ -30,7 +30,7 @@ __all__ = ["Entry", "Held", "Inventory", "NodePortRange", "SERVICE_NAME_LABEL", 
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
-_RULES = {
+_RULES: dict[type, Callable[..., None]] = {
     Service: check_service,
     Endpoints: check_endpoints,
     EndpointSlice: check_slice,

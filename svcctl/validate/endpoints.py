@@ -105,7 +105,7 @@ def _check_endpoint_address(ip: str, path: Path, report: Reporter, family: int |
         report.invalid(path, ip, errs)
 
 
-def _address_errors(ip: str, family: int | None = None) -> list[str]:
+def _address_errors(ip: str, family: int | None = None) -> Sequence[str]:
     errs = formats.non_special_ip(ip)
     if not errs and family is not None and formats.ip_version(ip) != family:
         errs = [f"must be an IPv{family} address"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Sequence, TypeVar
 
 from ..load import Origin
 from ..problems import Path, Problem, show_value
@@ -27,12 +27,12 @@ class Reporter:
         self.problems = problems
         self.clean = True
 
-    def __call__(self, path: Path, messages: str | list[str]) -> None:
+    def __call__(self, path: Path, messages: str | Sequence[str]) -> None:
         for message in [messages] if isinstance(messages, str) else messages:
             self.clean = False
             obj = self.entry.obj
             self.problems.append(Problem(message, path, self.entry.origin, obj.kind, obj.ref))
 
-    def invalid(self, path: Path, value: Any, messages: str | list[str]) -> None:
+    def invalid(self, path: Path, value: Any, messages: str | Sequence[str]) -> None:
         shown = show_value(value)
         self(path, [f"Invalid value: {shown}: {m}" for m in ([messages] if isinstance(messages, str) else messages)])

@@ -102,7 +102,7 @@ def _check_load_balancer_fields(svc: Service, report: Reporter) -> None:
             if errs:
                 report.invalid(("spec", "loadBalancerSourceRanges", i), value, errs)
     elif annotation is not None:
-        path = ("metadata", "annotations", Key(SOURCE_RANGES_ANNOTATION))
+        path: Path = ("metadata", "annotations", Key(SOURCE_RANGES_ANNOTATION))
         if not load_balancer:
             report(path, _LOAD_BALANCER_ONLY)
         for value in annotation.split(",") if annotation.strip() else ():

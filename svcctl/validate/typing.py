@@ -60,9 +60,9 @@ def typed(item: RawObject, problems: list[Problem], skipped: list[tuple[str, Ori
             path = _field_path(model, e["loc"])
             if e["type"] == "nested":  # many problems found by svcctl.bulk in one list
                 for subpath, message in e["ctx"]["errors"]:
-                    problems.append(Problem(message, (*path, *subpath), origin, kind, ref))
+                    problems.append(Problem(message, (*path, *subpath), origin, str(kind), ref))
             else:
-                problems.append(Problem(_message(e), path, origin, kind, ref))
+                problems.append(Problem(_message(e), path, origin, str(kind), ref))
         _check_meta_alone(model, data, origin, problems)
         return None
     report = Reporter(Entry(obj, origin), problems)
@@ -118,7 +118,7 @@ def _unsupported_values(obj: BaseModel, path: Path, report: Reporter) -> None:
 def _enum_fields(cls: type[BaseModel]) -> tuple[tuple[str, str, str, Any], ...]:
     """The fields of a model class that hold enum values or models that do: (name, alias,
     shape: value/values/model/models, enum class or model class)."""
-    out = []
+    out: list[tuple[str, str, str, Any]] = []
     for name, info in cls.model_fields.items():
         alias = info.alias or name
         marker = next((m for m in info.metadata if isinstance(m, OneOf)), None)
