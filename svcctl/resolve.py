@@ -13,7 +13,7 @@ import operator
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .allocate import Allocation, allocate
 from .formats import canonical_ip, ip_version
@@ -95,6 +95,10 @@ class ResolvedService:
     # This node, as its endpoints' hints are read against it (svcctl.topology); None when no
     # endpoint has hints, so that where the node is makes no difference to the Service.
     node: NodeTopology | None = None
+    # A headless Service's endpoints whatever their ports (port 0): what its DNS names. CoreDNS
+    # reads the addresses of every endpoint, and a headless Service may have no ports at all
+    # (its endpoints then have none either). Empty for other Services.
+    headless_endpoints: tuple[Backend, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -139,24 +143,35 @@ def resolve_service(
     """One Service, from what its endpoints may come from: the EndpointSlices labelled with its
     name, the Endpoints object of its name, the Pods of its namespace (any order). ``zones``:
     the zone label of each Node in the input, by name."""
-    slices = list(slices)
-    if slices:
-        source, per_port = EndpointSource.SLICES, _from_slices(svc, slices, options)
-    elif endpoints is not None:
-        source, per_port = EndpointSource.ENDPOINTS, _from_endpoints(svc, endpoints, options, zones)
-    elif svc.spec.selector:
-        # The EndpointSlice controller makes slices only for the Service's IP families, so a
-        # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
-        # no allocated IPs to tell their families: every Pod IP is kept.)
-        families = {ip_version(ip) for ip in alloc.cluster_ips} or {4, 6}
-        source, per_port = EndpointSource.PODS, _from_pods(svc, list(pods), families, options, zones)
-    else:
-        source, per_port = EndpointSource.NONE, [[] for _ in svc.spec.ports]
+    slices, pods = list(slices), list(pods)
+
+    def read(ports: Sequence[ServicePort | None]) -> tuple[EndpointSource, list[list[Backend]]]:
+        if slices:
+            return EndpointSource.SLICES, _from_slices(svc, slices, ports, options)
+        if endpoints is not None:
+            return EndpointSource.ENDPOINTS, _from_endpoints(svc, endpoints, ports, options, zones)
+        if svc.spec.selector:
+            # The EndpointSlice controller makes slices only for the Service's IP families, so a
+            # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
+            # no allocated IPs to tell their families: every Pod IP is kept.)
+            families = {ip_version(ip) for ip in alloc.cluster_ips} or {4, 6}
+            return EndpointSource.PODS, _from_pods(svc, pods, families, ports, options, zones)
+        return EndpointSource.NONE, [[] for _ in ports]
+
+    source, per_port = read(svc.spec.ports)
+    everything = read([ANY_PORT])[1][0] if svc.spec.headless else []
     hinted = any(b.zone_hints or b.node_hints for backends in per_port for b in backends)
-    return _resolved(svc, alloc, source, per_port, this_node(options, zones) if hinted else None)
+    return _resolved(svc, alloc, source, per_port, everything, this_node(options, zones) if hinted else None)
 
 
-def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port: list[list[Backend]], node: NodeTopology | None) -> ResolvedService:
+# In the port lists of the endpoint readers below (None): every endpoint, whatever its ports, as
+# port 0.
+ANY_PORT = None
+
+
+def _resolved(
+    svc: Service, alloc: Allocation, source: EndpointSource, per_port: list[list[Backend]], everything: list[Backend], node: NodeTopology | None
+) -> ResolvedService:
     spec = svc.spec
     lb_ips: tuple[str, ...] = ()
     if spec.type is ServiceType.LOAD_BALANCER:
@@ -194,6 +209,7 @@ def _resolved(svc: Service, alloc: Allocation, source: EndpointSource, per_port:
         endpoint_source=source,
         ports=ports,
         node=node,
+        headless_endpoints=tuple(sorted(set(everything), key=_backend_order)),
     )
 
 
@@ -211,18 +227,22 @@ def _backend(
     )
 
 
-def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) -> list[list[Backend]]:
-    per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
-    seen: list[set[tuple[str, int]]] = [set() for _ in svc.spec.ports]
+def _from_slices(svc: Service, slices: list[EndpointSlice], ports: Sequence[ServicePort | None], options: Options) -> list[list[Backend]]:
+    per_port: list[list[Backend]] = [[] for _ in ports]
+    seen: list[set[tuple[str, int]]] = [set() for _ in ports]
     for es in sorted(slices, key=lambda s: s.metadata.name):
         if es.address_type is AddressType.FQDN:
             continue  # kube-proxy ignores FQDN slices: there is no address to forward to
-        for i, sp in enumerate(svc.spec.ports):
-            # A slice port belongs to the Service port of the same name and protocol.
-            match = next((p for p in es.ports if p.name == sp.name and p.protocol is sp.protocol), None)
-            if match is None or match.port is None:
-                continue
-            port, done, found = match.port, seen[i], per_port[i]
+        for i, sp in enumerate(ports):
+            if sp is None:
+                port = 0
+            else:
+                # A slice port belongs to the Service port of the same name and protocol.
+                match = next((p for p in es.ports if p.name == sp.name and p.protocol is sp.protocol), None)
+                if match is None or match.port is None:
+                    continue
+                port = match.port
+            done, found = seen[i], per_port[i]
             for ep in es.endpoints:
                 backend = _backend(
                     ep.addresses[0], port, ep.node_name, ep.ready, ep.serving, ep.terminating, ep.zone, ep.hostname, options,
@@ -236,33 +256,40 @@ def _from_slices(svc: Service, slices: list[EndpointSlice], options: Options) ->
     return per_port
 
 
-def _from_endpoints(svc: Service, ep: Endpoints, options: Options, zones: Mapping[str, str]) -> list[list[Backend]]:
+def _from_endpoints(
+    svc: Service, ep: Endpoints, ports: Sequence[ServicePort | None], options: Options, zones: Mapping[str, str]
+) -> list[list[Backend]]:
     # For a Service with a selector, the cluster's EndpointSlices are the controller's, made
     # from the same Pods: their zones and hints are emulated. A Service without one has its
     # Endpoints mirrored into slices, with neither zones nor hints (endpointslicemirroring).
     selector = bool(svc.spec.selector)
     prefer = preference(svc) if selector else None
-    per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
+    per_port: list[list[Backend]] = [[] for _ in ports]
     for subset in ep.subsets:
-        for i, sp in enumerate(svc.spec.ports):
-            match = next((p for p in subset.ports if p.name == sp.name and p.protocol is sp.protocol), None)
-            if match is None:
+        for i, sp in enumerate(ports):
+            if sp is None:
+                port = 0
+            elif match := next((p for p in subset.ports if p.name == sp.name and p.protocol is sp.protocol), None):
+                port = match.port
+            else:
                 continue
             # Endpoints know no terminating state: an address is ready, or not ready and not serving.
             for addresses, ready in ((subset.addresses, True), (subset.not_ready_addresses, False)):
                 for a in addresses:
                     zone = zones.get(a.node_name, "") if selector else ""
                     hints = controller_hints(prefer, ready, zone, a.node_name)
-                    per_port[i].append(_backend(a.ip, match.port, a.node_name, ready, ready, False, zone, a.hostname, options, hints))
+                    per_port[i].append(_backend(a.ip, port, a.node_name, ready, ready, False, zone, a.hostname, options, hints))
     return per_port
 
 
-def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Options, zones: Mapping[str, str]) -> list[list[Backend]]:
+def _from_pods(
+    svc: Service, pods: list[Pod], families: set[int], ports: Sequence[ServicePort | None], options: Options, zones: Mapping[str, str]
+) -> list[list[Backend]]:
     """The EndpointSlice controller's view of the Pods a selector matches."""
     selector = svc.spec.selector or {}
     publish = svc.spec.publish_not_ready_addresses
     prefer = preference(svc)
-    per_port: list[list[Backend]] = [[] for _ in svc.spec.ports]
+    per_port: list[list[Backend]] = [[] for _ in ports]
     for pod in pods:
         labels = pod.metadata.labels
         if any(labels.get(k) != v for k, v in selector.items()):
@@ -281,8 +308,8 @@ def _from_pods(svc: Service, pods: list[Pod], families: set[int], options: Optio
         node = pod.spec.node_name or ""
         zone = zones.get(node, "")
         hints = controller_hints(prefer, ready, zone, node)
-        for i, sp in enumerate(svc.spec.ports):
-            target = _pod_port(pod, sp)
+        for i, sp in enumerate(ports):
+            target = 0 if sp is None else _pod_port(pod, sp)
             if target is None:
                 continue  # a named targetPort this Pod does not have: not an endpoint of this port
             for ip in pod.ips:

@@ -257,6 +257,44 @@ def test_hostnames_from_endpoint_slices_and_endpoints(write):
     assert records_of(write, headless("db"), endpoints) == records
 
 
+def test_a_headless_service_without_ports_is_named_from_every_source(write):
+    """Ports are optional for a headless Service; the controllers still write its endpoints
+    (slices and subsets without ports), and CoreDNS answers their ready addresses."""
+    expected = {("A", "10.244.1.5"), ("A", "10.244.3.5")}
+    sliced = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "db-x", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.1.5"], "hostname": "db-0"}, {"addresses": ["10.244.3.5"]},
+                      {"addresses": ["10.244.2.5"], "conditions": {"ready": False}}],
+    }
+    endpoints = {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
+        "subsets": [{"addresses": [{"ip": "10.244.1.5", "hostname": "db-0"}, {"ip": "10.244.3.5"}],
+                     "notReadyAddresses": [{"ip": "10.244.2.5"}]}],
+    }
+    pods = [pod("db-0", ["10.244.1.5"], "db", hostname="db-0", subdomain="db"), pod("db-1", ["10.244.3.5"], "db"),
+            pod("db-2", ["10.244.2.5"], "db", ready=False)]
+    for source in ([sliced], [endpoints], pods):
+        records = records_of(write, headless("db", ports=[]), *source)
+        assert under(records, BASE) == expected, source
+        assert under(records, f"db-0.{BASE}") == {("A", "10.244.1.5")}
+        assert not any(t == "SRV" for _, t, _ in records)
+
+
+def test_headless_names_hold_endpoints_that_match_no_service_port(write):
+    """A slice port of another name still names its endpoints (CoreDNS reads addresses only);
+    only the SRV records follow the Service's ports."""
+    sliced = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "db-x", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4", "endpoints": [{"addresses": ["10.244.1.5"]}], "ports": [{"name": "other", "port": 9}],
+    }
+    records = records_of(write, headless("db"), sliced)
+    assert under(records, BASE) == {("A", "10.244.1.5")}
+    assert under(records, f"_http._tcp.{BASE}") == set()
+
+
 def test_2_4_2_srv_per_ready_endpoint_and_named_port_with_the_endpoint_port(write):
     ports = [{"name": "pg", "port": 5432, "targetPort": 15432}]
     records = records_of(

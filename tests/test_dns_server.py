@@ -322,6 +322,8 @@ def test_headless_service(server: Server):
     assert answers(server, "cache-a.cache.shop.svc.cluster.local.", "AAAA") == {"fd00:10:244:1::20"}
     assert answers(server, "ldap-0.legacy.ops.svc.cluster.local.", "A") == {"10.244.3.30"}
     assert answers(server, "queue-0.queue.ops.svc.cluster.local.", "A") == {"10.244.3.40"}  # publishNotReadyAddresses
+    assert answers(server, "logs.ops.svc.cluster.local.", "A") == {"10.244.3.50"}  # a headless Service without ports
+    assert answers(server, "logs-0.logs.ops.svc.cluster.local.", "A") == {"10.244.3.50"}
 
 
 def test_reverse_lookups(server: Server):

@@ -207,18 +207,19 @@ def _headless(
     """Spec 2.4: the ready endpoints' addresses at the Service's name; each ready endpoint's
     address at <hostname>.<service> (its hostname, or the generated label); an SRV per ready
     endpoint and named port, with the endpoint's own port (clients connect to it directly); a PTR
-    per ready endpoint. Not-ready endpoints get no record at all, so a headless Service without
-    ready endpoints is NXDOMAIN. (Ready already holds publishNotReadyAddresses: the endpoints
+    per ready endpoint. The addresses are every endpoint's, whatever its ports (CoreDNS reads
+    them so; a headless Service may have no ports). Not-ready endpoints get no record at all, so
+    a headless Service without ready endpoints is NXDOMAIN. (Ready already holds publishNotReadyAddresses: the endpoints
     controller marks every endpoint of such a Service ready, and svcctl does for Pods.)"""
     named: dict[tuple[str, str], None] = {}  # (label, address) in a stable order
+    for b in svc.headless_endpoints:  # every endpoint, whatever its ports: a Service may have none
+        if b.ready:
+            named[(b.hostname or endpoint_label(b.address), b.address)] = None
     targets: dict[tuple[str, str], dict[tuple[int, str], None]] = defaultdict(dict)  # (port name, proto) -> (port, label)
     for port in svc.ports:
         for b in port.backends:
-            if not b.ready:
-                continue
-            label = b.hostname or endpoint_label(b.address)
-            named[(label, b.address)] = None
-            if port.name:
+            if b.ready and port.name:
+                label = b.hostname or endpoint_label(b.address)
                 targets[(port.name, port.protocol.value.lower())][(b.port, label)] = None
     for address in dict.fromkeys(address for _, address in named):
         records.append(address_record(base, ttl, address))
