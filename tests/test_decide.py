@@ -116,6 +116,32 @@ def test_new_chains_are_committed_before_the_elements_that_point_at_them() -> No
         FakeKernel("web.json").commit(unstaged)
 
 
+def test_source_ranges_that_lose_their_check_are_deleted_in_a_last_commit() -> None:
+    """The check looks up firewall-ips, then firewall-allow: a packet straddling one commit that
+    removed both could find its port checked and its range gone. The ranges go a commit later."""
+    from svcctl.load import Inputs, Source
+
+    lb = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec: {type: LoadBalancer, clusterIP: 10.96.0.20, "
+        "ports: [{port: 80, nodePort: 30080}]RANGES}\nstatus: {loadBalancer: {ingress: [{ip: 203.0.113.7}]}}\n---\n"
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: lb-1, labels: {kubernetes.io/service-name: lb}}\n"
+        "addressType: IPv4\nports: [{port: 80}]\nendpoints: [{addresses: [10.244.1.5]}]\n"
+    )
+
+    def rules(ranges: str) -> Ruleset:
+        return compile_rules(Inputs([Source("m.yaml", lb.replace("RANGES", ranges), False)]), OPTIONS)[2].rules
+
+    kernel = FakeKernel()
+    converge(kernel, rules(", loadBalancerSourceRanges: [198.51.100.0/24]"))
+    narrowed = converge(kernel, rules(", loadBalancerSourceRanges: [192.0.2.0/24]"))
+    assert len(tx.stages(narrowed.operations)) == 1  # the check stays: one commit
+    removed = converge(kernel, rules(""))
+    commits = tx.stages(removed.operations)
+    assert [[(op.op, op.set.name) for op in c if op.op == "delete_elements"] for c in commits] == [
+        [("delete_elements", "firewall-ips")], [("delete_elements", "firewall-allow")]
+    ]
+
+
 def test_another_frame_is_replaced() -> None:
     masquerade_all = dataclasses.replace(OPTIONS, masquerade_all=True)
     decided = converge(FakeKernel("web.json"), example(masquerade_all))

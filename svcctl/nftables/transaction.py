@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from .frame import FIREWALL_ALLOW, FIREWALL_IPS
 from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Table
 
 
@@ -105,7 +106,8 @@ class Transaction:
 
 def stages(operations: tuple[Operation, ...]) -> tuple[tuple[Operation, ...], ...]:
     """The commits that carry ``operations``, in order: new per-port chains and sets first, in a
-    commit of their own, then the rest.
+    commit of their own, then the rest; source ranges of LoadBalancer ports that lose their
+    check last.
 
     A commit is atomic for rules, but not quite for a packet in flight: nft_do_chain picks the
     chains' rules of the generation current when the packet entered the base chain, while a set
@@ -114,15 +116,31 @@ def stages(operations: tuple[Operation, ...]) -> tuple[tuple[Operation, ...], ..
     was created in the same commit, and run that chain's rules of the old generation: none. The
     packet falls through un-DNATed (measured: docs/kernel-notes.md, 1.5; bench/commit_race.py).
     Chains committed earlier hold their rules in both generations. Nothing refers to them until
-    the second commit, so the first one changes nothing a packet can see."""
-    first = tuple(op for op in operations if isinstance(op, AddObjects))
-    rest = tuple(op for op in operations if not isinstance(op, AddObjects))
-    return (first, rest) if first and rest else (operations,)
+    the second commit, so the first one changes nothing a packet can see.
+
+    The same mix meets the source-range check, which looks up ``firewall-ips`` and then
+    ``firewall-allow``: a port whose check goes away, with its allowed ranges in the same
+    commit, could drop an allowed packet that found the port in the first set and no longer its
+    source in the second. Its ranges are deleted in a commit after it: until then nothing looks
+    them up."""
+    unchecked = any(isinstance(op, DeleteElements) and op.set.name == FIREWALL_IPS.name for op in operations)
+
+    def stage(op: Operation) -> int:
+        if isinstance(op, AddObjects):
+            return 0
+        return 2 if unchecked and isinstance(op, DeleteElements) and op.set.name == FIREWALL_ALLOW.name else 1
+
+    staged: tuple[list[Operation], list[Operation], list[Operation]] = ([], [], [])
+    for op in operations:
+        staged[stage(op)].append(op)
+    if not staged[1]:
+        return (operations,)
+    return tuple(tuple(ops) for ops in staged if ops)
 
 
 def withdrawal(added: tuple[Operation, ...]) -> tuple[Operation, ...]:
-    """What removes the chains and sets of a first stage again, when the commit after it was
-    refused: external chains first (they jump to the endpoint chains), sets last."""
+    """What removes the chains and sets of a first stage (``stages``) again, when the commit
+    after it was refused: external chains first (they jump to the endpoint chains), sets last."""
     objects = [op for op in added if isinstance(op, AddObjects)]
     return (
         *(DeleteChain(op.table, e.name) for op in objects for e in op.external_chains),

@@ -22,7 +22,7 @@ from .nft import Listing, Nft
 from .objects import Family, Ruleset
 from .frame import MARKER_PREFIX
 from .render import frame_name, listing, render, render_ruleset
-from .transaction import CreateTable, DeleteTable, Operation, TableRef, Transaction, stages, withdrawal
+from .transaction import AddObjects, CreateTable, DeleteTable, Operation, TableRef, Transaction, stages, withdrawal
 
 
 def privileged() -> Nft:
@@ -82,19 +82,19 @@ def _frames(ruleset: Ruleset) -> dict[str, str]:
 
 def send(nft: Nft, operations: tuple[Operation, ...]) -> None:
     """Commit ``operations`` in their stages (transaction.stages): new chains first, then what
-    refers to them. If a later stage is refused, the chains and sets of the first are deleted
-    again (best effort: the next apply deletes what is left, as stale chains), so a refused
-    apply leaves the kernel as it was."""
-    done: list[tuple[Operation, ...]] = []
-    for stage in stages(operations):
+    refers to them, then source ranges no longer looked up. If the second stage is refused, the
+    chains and sets of the first are deleted again (best effort: the next apply deletes what is
+    left, as stale chains), so a refused apply leaves the kernel as it was. (A refused last
+    stage leaves ranges that nothing looks up; the next apply deletes them.)"""
+    commits = stages(operations)
+    for i, stage in enumerate(commits):
         try:
             nft.run(render(stage))
         except KernelError:
-            for added in done:
+            if i == 1 and all(isinstance(op, AddObjects) for op in commits[0]):
                 with suppress(KernelError):
-                    nft.run(render(withdrawal(added)))
+                    nft.run(render(withdrawal(commits[0])))
             raise
-        done.append(stage)
 
 
 def _send(nft: Nft, ruleset: Ruleset, tx: Transaction, dry_run: bool) -> None:
