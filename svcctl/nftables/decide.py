@@ -11,6 +11,9 @@ Per table:
 - otherwise only what changed: chains whose name is new (a chain's name hashes its rules, so a
   changed chain has a new name), elements added or removed, chains and affinity sets that are
   gone. An unchanged plan sends nothing at all.
+
+The operations come in one order; transaction.stages splits them into the commits that carry
+them (new chains first: a map may not point at a chain created in the same commit).
 """
 
 from __future__ import annotations
