@@ -159,14 +159,9 @@ def resolve_service(
         return EndpointSource.NONE, [[] for _ in ports]
 
     source, per_port = read(svc.spec.ports)
-    everything = read([ANY_PORT])[1][0] if svc.spec.headless else []
+    everything = read([None])[1][0] if svc.spec.headless else []  # None: any port (the readers' port 0)
     hinted = any(b.zone_hints or b.node_hints for backends in per_port for b in backends)
     return _resolved(svc, alloc, source, per_port, everything, this_node(options, zones) if hinted else None)
-
-
-# In the port lists of the endpoint readers below (None): every endpoint, whatever its ports, as
-# port 0.
-ANY_PORT = None
 
 
 def _resolved(
@@ -228,6 +223,8 @@ def _backend(
 
 
 def _from_slices(svc: Service, slices: list[EndpointSlice], ports: Sequence[ServicePort | None], options: Options) -> list[list[Backend]]:
+    """The endpoints of each of ``ports``, from the slices. In this reader and the two below, a
+    port None stands for any port: every endpoint, whatever its ports, as port 0."""
     per_port: list[list[Backend]] = [[] for _ in ports]
     seen: list[set[tuple[str, int]]] = [set() for _ in ports]
     for es in sorted(slices, key=lambda s: s.metadata.name):

@@ -102,18 +102,22 @@ def test_new_chains_of_a_refused_second_commit_are_deleted_again(netns):
     operations = (tx.AddObjects(ref, (), (chain,), ()), tx.DeleteChain(ref, "svc-missing"))
     assert len(tx.stages(operations)) == 2
     with pytest.raises(Refused, match="svc-missing"):
-        subprocess_apply(netns, lambda: transport.send(Nft(), operations))
+        in_netns(netns, lambda: transport.send(Nft(), operations))
     assert listing(netns) == before
 
 
 def subprocess_apply(ns: str, ruleset) -> None:
-    """transport.apply inside ``ns`` (or a function to call there): libnftables talks to the
-    namespace it was created in, so the call runs in a child that joined the namespace first."""
+    in_netns(ns, lambda: transport.apply(ruleset))
+
+
+def in_netns(ns: str, call) -> None:
+    """``call()`` inside ``ns``: libnftables talks to the namespace it was created in, so the
+    call runs in a child that joined the namespace first."""
     fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
 
     def in_ns() -> None:
         os.setns(fd, os.CLONE_NEWNET) if hasattr(os, "setns") else _setns(fd)
-        ruleset() if callable(ruleset) else transport.apply(ruleset)
+        call()
 
     try:
         in_throwaway_netns(in_ns)

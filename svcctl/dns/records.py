@@ -209,8 +209,9 @@ def _headless(
     endpoint and named port, with the endpoint's own port (clients connect to it directly); a PTR
     per ready endpoint. The addresses are every endpoint's, whatever its ports (CoreDNS reads
     them so; a headless Service may have no ports). Not-ready endpoints get no record at all, so
-    a headless Service without ready endpoints is NXDOMAIN. (Ready already holds publishNotReadyAddresses: the endpoints
-    controller marks every endpoint of such a Service ready, and svcctl does for Pods.)"""
+    a headless Service without ready endpoints is NXDOMAIN. (Ready already holds
+    publishNotReadyAddresses: the endpoints controller marks every endpoint of such a Service
+    ready, and svcctl does for Pods.)"""
     named: dict[tuple[str, str], None] = {}  # (label, address) in a stable order
     for b in svc.headless_endpoints:  # every endpoint, whatever its ports: a Service may have none
         if b.ready:

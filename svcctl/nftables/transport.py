@@ -1,9 +1,10 @@
 """apply, dry-run, diff and delete: the nftables rules meet the kernel.
 
 Every change is one nftables transaction as packets see it, so the kernel holds the old ruleset
-or the new one, never a mix (new chains are committed just before, unreferenced:
-transaction.stages); applies are serialized by a lock file, so two never interleave; and only svcctl's
-own tables (``ip <table>``, ``ip6 <table>``) are read, changed or deleted.
+or the new one, never a mix (new chains are committed just before it, unreferenced, and source
+ranges no check reads any more just after: transaction.stages); applies are serialized by a lock
+file, so two never interleave; and only svcctl's own tables (``ip <table>``, ``ip6 <table>``)
+are read, changed or deleted.
 """
 
 from __future__ import annotations
