@@ -82,3 +82,30 @@ def main() -> None:
             raise
         print(f"svcctl: internal error (a bug in svcctl): {type(err).__name__}: {err} (set SVCCTL_DEBUG=1 for details)", file=sys.stderr)
         sys.exit(EXIT_BUG)
+
+
+def entry() -> None:
+    """The console script: ``main``, then an immediate exit once the output is flushed. A normal
+    exit frees the heap object by object first: 0.12 s after compiling 10,000 Services, which
+    leave millions of objects behind, for nothing. (Not ``main`` itself: tests run it in-process.)"""
+    try:
+        main()
+        status = EXIT_OK
+    except SystemExit as done:
+        status = _status(done.code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (| head), a stream closed
+            pass
+    os._exit(status)
+
+
+def _status(code: object) -> int:
+    """What ``sys.exit(code)`` would exit with (a message is printed, and is status 1)."""
+    if code is None:
+        return EXIT_OK
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
