@@ -49,7 +49,9 @@ from svcctl.validate import validate  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
-SVCCTL = os.path.join(os.path.dirname(sys.executable), "svcctl")
+# The console script's entry point as the checkout on PYTHONPATH has it (`--against` an older
+# one, whose script may have another): what `svcctl` runs there.
+SVCCTL = [sys.executable, "-c", "import sys; from svcctl import cli; sys.argv[0] = 'svcctl'; getattr(cli, 'entry', cli.main)()"]
 NODE_OPTIONS = ["--node-name", "node-0", "--cluster-cidr", "10.128.0.0/9"]  # cluster.py's pod addresses
 STAGES = ("load", "validate", "resolve", "plan", "layout", "render")
 
@@ -104,7 +106,7 @@ def cli_run(command: list[str], out: str, code: str | None = None) -> Run:
             done = subprocess.run([timer, "-f", "%U %S %M", *command], stdout=f, stderr=subprocess.PIPE, text=True, env=env)
             wall = time.perf_counter() - t0
             if done.returncode != 0:
-                raise SystemExit(f"{' '.join(command[:2])} failed:\n{done.stderr}")
+                raise SystemExit(f"svcctl {command[len(SVCCTL)]} failed:\n{done.stderr}")
             user, system, rss_kb = done.stderr.split()[-3:]
             return Run(wall, float(user) + float(system), int(rss_kb) / 1024)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -112,7 +114,7 @@ def cli_run(command: list[str], out: str, code: str | None = None) -> Run:
         done = subprocess.run(command, stdout=f, stderr=subprocess.PIPE, text=True, env=env)
         wall = time.perf_counter() - t0
         if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command[:2])} failed:\n{done.stderr}")
+            raise SystemExit(f"svcctl {command[len(SVCCTL)]} failed:\n{done.stderr}")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # ru_maxrss of children is the largest child so far (KB on Linux): exact as long as this
         # is the biggest child this process has run.
@@ -179,7 +181,7 @@ def main() -> None:
         commands = [
             (command, target, code)
             for code in checkouts
-            for command, target in (([SVCCTL, "compile", path, *NODE_OPTIONS], out if code is None else os.devnull), ([SVCCTL, "validate", yaml_path], os.devnull))
+            for command, target in (([*SVCCTL, "compile", path, *NODE_OPTIONS], out if code is None else os.devnull), ([*SVCCTL, "validate", yaml_path], os.devnull))
         ]
         found = best_runs(commands, repeat)
         load_s = kernel_load(out, repeat) if skip is None else None
