@@ -12,11 +12,14 @@ measurements behind it are in docs/nft-layout.md; in short:
 
 from __future__ import annotations
 
+import functools
+from collections import defaultdict
+from itertools import repeat
 from typing import Any, Callable, Iterable, NamedTuple
 
 from ..formats import address_order
 from ..plan.model import (
-    Action, Destination, EndpointGroup, ExternalRoute, FamilyPlan, FamilySettings, NodePort, Plan, PortPlan, Target,
+    Action, Destination, Endpoint, EndpointGroup, ExternalRoute, FamilyPlan, FamilySettings, NodePort, Plan, PortPlan, PortRef, Target,
 )
 from . import frame
 from .frame import AFFINITY, EXT, LOCAL, SVC, SetSpec
@@ -49,32 +52,43 @@ def _key(d: Destination | NodePort) -> tuple[str, ...]:
     return (d.protocol.value.lower(), str(d.port))
 
 
-class _Namer:
-    """Names of one table's per-port objects (chains name groups by object identity: the plan
-    refers to one group object from the dispatch entries and the route alike)."""
+# tuple.__new__ builds each Pick in C (a NamedTuple's own __new__ is Python): one per endpoint.
+_pick: Callable[[tuple[str, int | None, str | None]], Pick] = functools.partial(tuple.__new__, Pick)  # type: ignore[arg-type]
 
-    def __init__(self, family: Family):
-        self.family = family
+
+class _Namer:
+    """Names of one Service port's objects (chains name groups by object identity: the plan
+    refers to one group object from the dispatch entries and the route alike). The groups and
+    the route of a PortPlan are that port's: its ident and protocol are worked out once."""
+
+    def __init__(self, port: PortRef, family: Family):
+        self.ident = port.ident
+        self.protocol = port.protocol.value.lower()
+        self.target_format = family.target_format
         self.names: dict[int, str] = {}
 
-    def affinity(self, ident: str, address: str, port: int) -> str:
-        return object_name(AFFINITY, f"{ident}/{address}-{port}")
+    def targets(self, endpoints: Iterable[Endpoint]) -> tuple[str, ...]:
+        """The endpoints as DNAT targets (an Endpoint is an (address, port) tuple)."""
+        return tuple(map(self.target_format.__mod__, endpoints))
 
-    def group(self, g: EndpointGroup) -> str:
+    def affinity(self, endpoint: Endpoint) -> str:
+        return object_name(AFFINITY, f"{self.ident}/{endpoint.address}-{endpoint.port}")
+
+    def group(self, g: EndpointGroup, targets: tuple[str, ...] | None = None) -> str:
+        """``targets``: the group's, when the caller has them already."""
         name = self.names.get(id(g))
         if name is None:
             # The rules follow from the protocol, the affinity timeout and the targets in order
             # (the moduli from their count, the affinity sets from ident and target).
-            targets = " ".join(self.family.endpoint(*p.endpoint) for p in g.picks)
-            proto = g.port.protocol.value.lower()
-            name = self.names[id(g)] = object_name(LOCAL if g.local else SVC, g.port.ident, f"{proto} {g.affinity_timeout} {targets}")
+            content = f"{self.protocol} {g.affinity_timeout} {' '.join(targets or self.targets(p.endpoint for p in g.picks))}"
+            name = self.names[id(g)] = object_name(LOCAL if g.local else SVC, self.ident, content)
         return name
 
     def route(self, r: ExternalRoute) -> str:
         name = self.names.get(id(r))
         if name is None:
             content = (r.mark_all, self.optional(r.pods_to), self.optional(r.node_to), self.optional(r.then_to))
-            name = self.names[id(r)] = object_name(EXT, r.port.ident, content)
+            name = self.names[id(r)] = object_name(EXT, self.ident, content)
         return name
 
     def optional(self, g: EndpointGroup | None) -> str:
@@ -87,7 +101,7 @@ class _Namer:
 class PortObjects(NamedTuple):
     """What one Service port adds to its family's table: its chains, its affinity sets and its
     elements of the frame's sets (hairpin and UDP endpoints before they are merged with the
-    other ports')."""
+    other ports'): only the sets it has elements in."""
 
     endpoint_chains: tuple[EndpointChain, ...]
     external_chains: tuple[ExternalChain, ...]
@@ -96,44 +110,54 @@ class PortObjects(NamedTuple):
 
 
 def port_objects(port: PortPlan, family: Family) -> PortObjects:
-    namer = _Namer(family)
-    ident, label = port.port.ident, port.port.label
-    endpoint_chains: list[EndpointChain] = []
-    affinity_sets: list[NamedSet] = []
-    affinity: dict[tuple[str, int], str] = {}
-    for g in port.groups:
-        timeout = g.affinity_timeout
-        picks = []
-        for p in g.picks:
-            aff = None
-            if timeout:
-                aff = affinity.get(p.endpoint)
-                if aff is None:  # one set per endpoint the port's chains refer to
-                    aff = affinity[p.endpoint] = namer.affinity(ident, *p.endpoint)
-                    affinity_sets.append(
-                        NamedSet(aff, (family.addr_type,), comment(label, f"affinity to {family.endpoint(*p.endpoint)}"), dynamic=True)
-                    )
-            picks.append(Pick(family.endpoint(*p.endpoint), p.modulus, aff))
-        what = "(local endpoints)" if g.local else ""
-        endpoint_chains.append(EndpointChain(namer.group(g), comment(label, what), g.port.protocol.value.lower(), tuple(picks), timeout))
-    external_chains = []
+    namer = _Namer(port.port, family)
+    label = port.port.label
+    affinity_sets: dict[Endpoint, NamedSet] = {}  # one set per endpoint the port's chains refer to
+    endpoint_chains = tuple(_endpoint_chain(g, namer, label, family, affinity_sets) for g in port.groups)
     r = port.route
-    if r is not None:
-        what = "(external, local endpoints)" if r.local_policy else "(external)"
-        external_chains.append(
-            ExternalChain(namer.route(r), comment(label, what), r.mark_all, namer.optional(r.pods_to), namer.optional(r.node_to), namer.optional(r.then_to))
-        )
-    elements = {
-        frame.SERVICE_IPS: tuple(Element(_key(d), namer.target(t)) for d, t in port.service_ips),
-        frame.SERVICE_NODEPORTS: tuple(Element(_key(n), namer.target(t)) for n, t in port.node_ports),
-        frame.NO_ENDPOINT_SERVICES: tuple(Element(_key(d), _ACTIONS[a]) for d, a in port.no_endpoint_ips),
-        frame.NO_ENDPOINT_NODEPORTS: tuple(Element(_key(n), _ACTIONS[a]) for n, a in port.no_endpoint_node_ports),
-        frame.FIREWALL_IPS: tuple(Element(_key(d)) for d, _ in port.firewall),
-        frame.FIREWALL_ALLOW: tuple(Element((*_key(d), r)) for d, ranges in port.firewall for r in ranges),
-        frame.HAIRPIN: tuple(Element((ip, ip)) for ip in port.hairpin),
-        frame.UDP_ENDPOINTS: tuple(Element((e.address, str(e.port))) for e in port.udp_endpoints),
-    }
-    return PortObjects(tuple(endpoint_chains), tuple(external_chains), tuple(affinity_sets), elements)
+    external_chains = () if r is None else (
+        ExternalChain(
+            namer.route(r), comment(label, "(external, local endpoints)" if r.local_policy else "(external)"),
+            r.mark_all, namer.optional(r.pods_to), namer.optional(r.node_to), namer.optional(r.then_to),
+        ),
+    )
+    return PortObjects(endpoint_chains, external_chains, tuple(affinity_sets.values()), _elements(port, namer))
+
+
+def _endpoint_chain(g: EndpointGroup, namer: _Namer, label: str, family: Family, affinity_sets: dict[Endpoint, NamedSet]) -> EndpointChain:
+    """The group's chain; the affinity sets its rules refer to go into ``affinity_sets``."""
+    endpoints, moduli = zip(*g.picks)  # a group has an endpoint at least
+    targets = namer.targets(endpoints)
+    affinity: Iterable[str | None] = repeat(None)
+    if g.affinity_timeout:
+        affinity = [_affinity_set(e, target, namer, label, family, affinity_sets) for e, target in zip(endpoints, targets)]
+    picks = tuple(map(_pick, zip(targets, moduli, affinity)))
+    what = "(local endpoints)" if g.local else ""
+    return EndpointChain(namer.group(g, targets), comment(label, what), namer.protocol, picks, g.affinity_timeout)
+
+
+def _affinity_set(endpoint: Endpoint, target: str, namer: _Namer, label: str, family: Family, sets: dict[Endpoint, NamedSet]) -> str:
+    s = sets.get(endpoint)
+    if s is None:
+        s = sets[endpoint] = NamedSet(namer.affinity(endpoint), (family.addr_type,), comment(label, f"affinity to {target}"), dynamic=True)
+    return s.name
+
+
+def _elements(port: PortPlan, namer: _Namer) -> dict[SetSpec, tuple[Element, ...]]:
+    """The port's elements of the frame's sets, for the sets it has some in: most ports have
+    one or two of the eight, and a SetSpec is a dataclass: hashing one as a dict key is a
+    Python call (keying all eight, empty or not, took a tenth of port_objects' time)."""
+    made: tuple[tuple[SetSpec, list[Element]], ...] = (
+        (frame.SERVICE_IPS, [Element(_key(d), namer.target(t)) for d, t in port.service_ips]),
+        (frame.SERVICE_NODEPORTS, [Element(_key(n), namer.target(t)) for n, t in port.node_ports]),
+        (frame.NO_ENDPOINT_SERVICES, [Element(_key(d), _ACTIONS[a]) for d, a in port.no_endpoint_ips]),
+        (frame.NO_ENDPOINT_NODEPORTS, [Element(_key(n), _ACTIONS[a]) for n, a in port.no_endpoint_node_ports]),
+        (frame.FIREWALL_IPS, [Element(_key(d)) for d, _ in port.firewall]),
+        (frame.FIREWALL_ALLOW, [Element((*_key(d), r)) for d, ranges in port.firewall for r in ranges]),
+        (frame.HAIRPIN, [Element((ip, ip)) for ip in port.hairpin]),
+        (frame.UDP_ENDPOINTS, [Element((e.address, str(e.port))) for e in port.udp_endpoints]),
+    )
+    return {spec: tuple(elements) for spec, elements in made if elements}
 
 
 # Elements several ports may share: written once, in address order.
@@ -164,10 +188,11 @@ def assemble(version: int, settings: FamilySettings, ports: Iterable[PortObjects
         frame.CLUSTER_CIDRS: settings.cluster_cidrs,
         frame.NODEPORT_CIDRS: settings.nodeport_cidrs,
     }
+    per_port = _by_set(ports)
     static = tuple(
         NamedSet(
             s.name, family.key_type(s), s.comment, is_map=s.is_map, interval=s.interval,
-            elements=tuple(Element((x,)) for x in not_per_port[s]) if s in not_per_port else tuple(merged(s, (el for p in ports for el in p.elements[s]))),
+            elements=tuple(Element((x,)) for x in not_per_port[s]) if s in not_per_port else tuple(merged(s, per_port[s])),
         )
         for s in frame.STATIC_SETS
     )
@@ -181,6 +206,16 @@ def assemble(version: int, settings: FamilySettings, ports: Iterable[PortObjects
         endpoint_chains=tuple(c for p in ports for c in p.endpoint_chains),
         external_chains=tuple(e for p in ports for e in p.external_chains),
     )
+
+
+def _by_set(ports: list[PortObjects]) -> defaultdict[SetSpec, list[Element]]:
+    """The ports' elements by frame set, in port order: one pass over the ports, one lookup per
+    set a port has elements in (a SetSpec hashes in Python)."""
+    out: defaultdict[SetSpec, list[Element]] = defaultdict(list)
+    for p in ports:
+        for spec, elements in p.elements.items():
+            out[spec] += elements
+    return out
 
 
 def _table(fp: FamilyPlan, name: str) -> Table:

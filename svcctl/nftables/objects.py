@@ -35,9 +35,11 @@ class Family(StrEnum):
     def loopback(self) -> str:
         return LOOPBACK[self.version]
 
-    def endpoint(self, address: str, port: int) -> str:
-        """A DNAT target: ``10.0.0.1:80`` or ``[fd00::1]:80``."""
-        return f"{address}:{port}" if self is Family.IP else f"[{address}]:{port}"
+    @property
+    def target_format(self) -> str:
+        """A DNAT target as a ``%`` format of (address, port): ``10.0.0.1:80``, ``[fd00::1]:80``.
+        (Formatting an Endpoint, a tuple, with it runs in C: once per endpoint of every group.)"""
+        return "%s:%s" if self is Family.IP else "[%s]:%s"
 
     def key_type(self, spec: SetSpec) -> tuple[str, ...]:
         return tuple(self.addr_type if part == ADDR else part for part in spec.key)

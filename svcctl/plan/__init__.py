@@ -52,9 +52,10 @@ def port_plan(svc: ResolvedService, port: ResolvedPort, version: int, claims: Cl
     """One Service port's part of one family's rules. ``svc`` has a cluster IP of this family."""
     ref = port_ref(svc, port)
     cluster_ip = of_family(svc.cluster_ips, version)[0]
-    kinds = {ip: Frontend.LOAD_BALANCER_IP for ip in of_family(svc.load_balancer_ips, version)}
-    kinds.update((ip, Frontend.EXTERNAL_IP) for ip in of_family(svc.external_ips, version))  # an address both: its externalIP
-    external_ips = of_family(svc.external_ips, version) + of_family(svc.load_balancer_ips, version)
+    load_balancer_ips, own_external_ips = of_family(svc.load_balancer_ips, version), of_family(svc.external_ips, version)
+    kinds = {ip: Frontend.LOAD_BALANCER_IP for ip in load_balancer_ips}
+    kinds.update((ip, Frontend.EXTERNAL_IP) for ip in own_external_ips)  # an address both: its externalIP
+    external_ips = own_external_ips + load_balancer_ips
     number = node_port(svc, port.node_port)
     has_external = bool(external_ips or number)
     choice = choose(svc, port, ref, version, has_external)

@@ -8,6 +8,7 @@ under a Local policy); a group is only made when some traffic uses it.
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Callable, Iterable, NamedTuple, cast
 
 from ..model import Protocol, TrafficPolicy
@@ -18,6 +19,7 @@ from .model import Endpoint, EndpointGroup, Pick, PortRef
 # tuple.__new__ builds each NamedTuple in C (their own __new__ is Python): 100,000s of them.
 _pick: Callable[[tuple[Endpoint, int | None]], Pick] = functools.partial(tuple.__new__, Pick)  # type: ignore[arg-type]
 _endpoint: Callable[[tuple[str, int]], Endpoint] = functools.partial(tuple.__new__, Endpoint)  # type: ignore[arg-type]
+_address_port = operator.itemgetter(0, 1)  # of a Backend
 
 
 def cascade(backends: Iterable[Backend]) -> tuple[Pick, ...]:
@@ -25,8 +27,9 @@ def cascade(backends: Iterable[Backend]) -> tuple[Pick, ...]:
     last rule always: each endpoint is chosen with probability exactly 1/N. (One rule per
     endpoint in one chain: the kernel loads it in linear time, docs/nft-layout.md.)"""
     ordered = list(backends)
-    n = len(ordered)
-    return tuple(_pick((_endpoint(b[:2]), (n - i) if i < n - 1 else None)) for i, b in enumerate(ordered))  # b[:2]: address, port
+    moduli = (*range(len(ordered), 1, -1), None)  # N, N-1, ..., 2, then always
+    # map and zip run in C: a generator here took a third of choose's time (100,000 endpoints).
+    return tuple(map(_pick, zip(map(_endpoint, map(_address_port, ordered)), moduli)))
 
 
 
