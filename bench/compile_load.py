@@ -50,8 +50,8 @@ from svcctl.validate import validate  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
 # The console script's entry point as the checkout on PYTHONPATH has it (`--against` an older
-# one, whose script may have another): what `svcctl` runs there.
-SVCCTL = [sys.executable, "-c", "import sys; from svcctl import cli; sys.argv[0] = 'svcctl'; getattr(cli, 'entry', cli.main)()"]
+# one, whose script may have another): what `svcctl` runs there. -P: not the current directory first.
+SVCCTL = [sys.executable, "-P", "-c", "import sys; from svcctl import cli; sys.argv[0] = 'svcctl'; getattr(cli, 'entry', cli.main)()"]
 NODE_OPTIONS = ["--node-name", "node-0", "--cluster-cidr", "10.128.0.0/9"]  # cluster.py's pod addresses
 STAGES = ("load", "validate", "resolve", "plan", "layout", "render")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import typer
 import typer.core
@@ -84,10 +84,22 @@ def main() -> None:
         sys.exit(EXIT_BUG)
 
 
+T = TypeVar("T")
+_KEPT: list[object] = []
+
+
+def kept(results: T) -> T:
+    """A command's results, kept alive until svcctl exits: returning from the command would
+    free them object by object (millions of objects, 0.12 s, at 10,000 Services), and ``entry``
+    exits without that. An in-process caller of ``main`` keeps only the last command's."""
+    _KEPT[:] = [results]
+    return results
+
+
 def entry() -> None:
     """The console script: ``main``, then an immediate exit once the output is flushed. A normal
-    exit frees the heap object by object first: 0.12 s after compiling 10,000 Services, which
-    leave millions of objects behind, for nothing. (Not ``main`` itself: tests run it in-process.)"""
+    exit frees the heap object by object first, for nothing: 0.12 s after compiling 10,000
+    Services, whose results ``kept`` holds. (Not ``main`` itself: tests run it in-process.)"""
     try:
         main()
         status = EXIT_OK

@@ -13,7 +13,7 @@ from ..dns.settings import DEFAULT_CLUSTER_DOMAIN, DEFAULT_TTL, MAX_TTL
 from ..options import Options
 from ..pipeline import read_services
 from ..sources import read_manifests
-from .app import app
+from .app import app, kept
 from .manifests import say_skipped
 from .settings import AllProblems, Manifests, Verbose, with_options
 
@@ -46,7 +46,7 @@ def dns(
     Exit status: 0 ok, 2 invalid input.
     """
     settings = dns_settings({"cluster-domain": cluster_domain, "zone": zone, "ttl": ttl, "serial": serial})
-    inventory, services = read_services(read_manifests(manifests), options)
+    inventory, services = kept(read_services(read_manifests(manifests), options))
     say_skipped(inventory, verbose)
     text, warnings = dns_text(inventory, services, settings, as_json=output is ZoneFormat.JSON)
     for warning in warnings:

@@ -16,7 +16,7 @@ from ..sources import read_manifests
 from ..topology import unemulated
 from ..validate import Inventory
 from . import colour
-from .app import app
+from .app import app, kept
 from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
 
 
@@ -56,7 +56,7 @@ def validate(manifests: Manifests, options: Options, verbose: Verbose = False, a
       kubectl get svc,endpointslices,pods -A -o json | svcctl validate -
     Exit status: 0 valid, 2 invalid (one line per problem: FILE:LINE: Kind ns/name: field: message).
     """
-    inventory = read_inventory(read_manifests(manifests), options)
+    inventory = kept(read_inventory(read_manifests(manifests), options))
     say_skipped(inventory, verbose)
     counts = (
         f"{len(inventory.services)} Service(s), {len(inventory.endpoints)} Endpoints, {len(inventory.slices)} EndpointSlice(s), "
@@ -83,7 +83,7 @@ def show(
       svcctl show manifests/ -o json | jq '.[].ports[].endpoints'
     Exit status: 0 ok, 2 invalid input.
     """
-    inventory, services = read_services(read_manifests(manifests), options)
+    inventory, services = kept(read_services(read_manifests(manifests), options))
     say_skipped(inventory, verbose)
     found = show_output.chances(plan(services, cluster_options(inventory, options)))
     if output is Format.TABLE:
@@ -105,7 +105,7 @@ def compile_(manifests: Manifests, options: Options, verbose: Verbose = False, a
       svcctl compile manifests/ --config node.yaml > rules.nft && nft -c -f rules.nft
     Exit status: 0 ok, 2 invalid input.
     """
-    inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
+    inventory, plan, compiled = kept(compile_rules(read_manifests(manifests), options, options.backend))
     say_skipped(inventory, verbose)
     warn(plan)
     sys.stdout.write(compiled.text)

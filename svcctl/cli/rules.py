@@ -12,7 +12,7 @@ from ..options import Options
 from ..pipeline import compile_rules
 from ..sources import read_manifests
 from . import colour
-from .app import EXIT_DIFFERENT, EXIT_OK, app
+from .app import EXIT_DIFFERENT, EXIT_OK, app, kept
 from .manifests import say_skipped, warn
 from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
 
@@ -37,7 +37,7 @@ def apply(
     Exit status: 0 ok, 2 invalid input (nothing changed), 3 the kernel refused or is out of reach
     (nothing changed).
     """
-    inventory, plan, compiled = compile_rules(read_manifests(manifests), options, options.backend)
+    inventory, plan, compiled = kept(compile_rules(read_manifests(manifests), options, options.backend))
     say_skipped(inventory, verbose)
     warn(plan)
     result = backend(options.backend).apply(compiled, dry_run=dry_run)
@@ -70,7 +70,7 @@ def diff(
     """
     rules = backend(options.backend)
     live = rules.snapshot(options)  # read while the plan is compiled
-    _, _, compiled = compile_rules(read_manifests(manifests), options, options.backend)
+    _, _, compiled = kept(compile_rules(read_manifests(manifests), options, options.backend))
     changes = rules.diff(compiled, live, raw)
     sys.stdout.write(colour.diff(changes) if colour.enabled(sys.stdout) else changes)
     raise typer.Exit(EXIT_DIFFERENT if changes else EXIT_OK)

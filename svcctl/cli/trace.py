@@ -16,7 +16,7 @@ from ..pipeline import plan_rules
 from ..sources import read_manifests
 from ..trace import packet, render, trace as follow
 from ..trace.kernel import can_probe, check
-from .app import EXIT_DIFFERENT, app
+from .app import EXIT_DIFFERENT, app, kept
 from .manifests import say_skipped, warn
 from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
 
@@ -55,7 +55,7 @@ def trace(
     kernel = kernel or live
     if kernel:
         can_probe(options.backend)
-    inventory, plan = plan_rules(read_manifests(manifests), options)
+    inventory, plan = kept(plan_rules(read_manifests(manifests), options))
     say_skipped(inventory, verbose)
     warn(plan)
     result = follow(plan, probe)
