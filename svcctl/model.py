@@ -13,6 +13,7 @@ later, in ``allocate``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -317,10 +318,27 @@ class ServiceStatus(_Model):
     load_balancer: LoadBalancerStatus = Field(default_factory=LoadBalancerStatus)
     conditions: list[dict[str, Any]] | None = None
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _empty_is_shared(cls, data: Any, handler: Any) -> Any:
+        # Nearly every Service of a dump has `status: {loadBalancer: {}}`: one frozen instance
+        # serves them all (two models less per Service: ~10 MB at 10,000 Services).
+        if data == {} or data == _NO_LOAD_BALANCER:
+            return empty_status()
+        return handler(data)
+
+
+_NO_LOAD_BALANCER: dict[str, Any] = {"loadBalancer": {}}
+
+
+@functools.cache
+def empty_status() -> ServiceStatus:
+    return ServiceStatus.model_construct()  # the defaults, nothing to validate
+
 
 class Service(_Object):
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
-    status: ServiceStatus = Field(default_factory=ServiceStatus)
+    status: ServiceStatus = Field(default_factory=empty_status)
 
 
 # ---- Endpoints ----------------------------------------------------------------------------

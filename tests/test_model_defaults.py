@@ -194,3 +194,20 @@ def test_cluster_scoped_kinds_drop_a_namespace_and_name_themselves_alone():
     cidr = ServiceCIDR.model_validate({"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": "c"}, "spec": {"cidrs": ["10.0.0.0/8"]}})
     assert (node.ref, node.metadata.namespace, node.zone) == ("n1", "", "")
     assert (cidr.ref, cidr.metadata.namespace) == ("c", "")
+
+
+@pytest.mark.parametrize("status", [None, {}, {"loadBalancer": {}}, {"loadBalancer": {"ingress": []}}])
+def test_a_service_without_load_balancer_status_shares_one_empty_status(status):
+    extra = {} if status is None else {"status": status}
+    s = Service.model_validate({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}, **extra})
+    assert s.status.load_balancer.ingress == [] and s.status.conditions is None
+    if status != {"loadBalancer": {"ingress": []}}:  # what a dump has, or nothing: no new objects
+        assert s.status is svc({}).status
+
+
+def test_a_load_balancer_status_is_read_and_checked_as_before():
+    given = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    s = Service.model_validate({**given, "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}})
+    assert s.status.load_balancer.ingress[0].ip == "192.0.2.1" and s.status is not svc({}).status
+    with pytest.raises(ValueError, match="status.loadBalancer.bogus"):
+        Service.model_validate({**given, "status": {"loadBalancer": {"bogus": 1}}})
