@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Iterable
 
 from .frame import NAME_MAX, PREFIX
 
@@ -35,3 +36,13 @@ def comment(label: str, what: str = "") -> str:
     if len(label) > room:
         label = label[: room - 3] + "..."
     return f"{label} {what}".strip()
+
+
+def comments(label: str, whats: Iterable[str]) -> list[str]:
+    """``comment(label, what)`` for each of ``whats`` (none empty): one concatenation in C each
+    when none needs shortening, as for a cascade's ``-> endpoint`` comments (100,000 of them at
+    10,000 Services x 10 endpoints)."""
+    whats = list(whats)
+    if whats and len(label) + 1 + max(map(len, whats)) > COMMENT_MAX:
+        return [comment(label, what) for what in whats]
+    return list(map(f"{label} ".__add__, whats))
