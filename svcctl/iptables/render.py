@@ -8,14 +8,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import jinja2
 
 from ..templating import environment
 from .decide import TableUpdate, table_update
 from .frame import TableName
-from .objects import Family, Ruleset
+from .objects import Family, Rule, Ruleset, TargetKind
 from .state import TableState
 from .xtables import Mode
 
@@ -30,10 +30,47 @@ def quoted(comment: str) -> str:
     return '"' + comment.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'") + '"'
 
 
+# A rule's match after its comment and port, as iptables-save prints it: by Match.kind.
+_MATCH_TEXTS: dict[str, Callable[[Any], str]] = {
+    "statistic": lambda m: f" -m statistic --mode random --probability {m.probability}",
+    "recent": lambda m: f" -m recent {f'--rcheck --seconds {m.seconds} --reap' if m.seconds else '--set'} --name {m.name} --mask {m.mask} --rsource",
+    "addrtype": lambda m: f" -m addrtype --{'src' if m.source else 'dst'}-type LOCAL",
+    "mark": lambda m: f" -m mark ! --mark {m.mark}",
+    "ctstate": lambda m: " -m conntrack --ctstate NEW",
+    "ctorigdst": lambda m: f" -m conntrack --ctorigdst {m.address} --ctorigdstport {m.port}",
+}
+# A rule's target, last: this, then Target.arg (empty for the kinds that take none).
+_TARGET_TEXTS = {
+    TargetKind.JUMP: " -j ",
+    TargetKind.RETURN: " -j RETURN",
+    TargetKind.DROP: " -j DROP",
+    TargetKind.REJECT: " -j REJECT --reject-with ",
+    TargetKind.DNAT: " -j DNAT --to-destination ",
+    TargetKind.MARK: " -j MARK --set-xmark ",
+    TargetKind.MASQUERADE: " -j MASQUERADE --random-fully",
+}
+
+
+def rule_lines(rules: Iterable[Rule], prefix: str) -> str:
+    """Rules as iptables-restore lines after ``prefix`` (``-A CHAIN``), each ending in a newline:
+    ``[! -s source] [-d destination] [-p protocol] [-m comment] [-m protocol --dport port]
+    [match] -j target``, each part where iptables-save prints it, so that what svcctl sends is
+    what it reads back. A filter over a chain's rules: written per rule in the template (a
+    Python call for every attribute read), the 184,000 rules of 10,000 Services x 10 endpoints
+    took 0.35 s."""
+    return "".join([
+        f"{prefix}{(' ! -s ' if not_source else ' -s ') + source if source else ''}"
+        f"{' -d ' + destination if destination else ''}{' -p ' + protocol if protocol else ''}"
+        f"{' -m comment --comment ' + quoted(comment) if comment else ''}{f' -m {protocol} --dport {dport}' if dport else ''}"
+        f"{_MATCH_TEXTS[match.kind](match) if match else ''}{_TARGET_TEXTS[target.kind]}{target.arg}\n"
+        for target, source, not_source, destination, protocol, comment, dport, match in rules
+    ])
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = environment("iptables")
-    env.filters["quoted"] = quoted
+    env.filters["rule_lines"] = rule_lines
     return env
 
 
