@@ -9,25 +9,17 @@ which keeps the session-affinity lists (named after SEP chains) across re-applie
 
 from __future__ import annotations
 
-import hashlib
 from typing import Iterable
 
+from ..digest import sha256_base32
 from .frame import NAME_MAX, PREFIX
 
 COMMENT_MAX = 255  # iptables silently cuts longer comments (measured): the read-back would differ
 
 
-# RFC 4648 base32, two characters (10 bits) at a time: base64.b32encode is pure Python in 3.11,
-# and a layout names 21,000 chains at 10,000 Services (a port's SVC and EXT, an endpoint's SEP).
-_B32_PAIRS = tuple(a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-
-
 def _hash16(text: str) -> str:
     """The first 80 bits of the text's SHA-256 in base32: 16 characters."""
-    n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10])
-    high, low = n >> 40, n & 0xFFFFFFFFFF  # 40 bits each: 4 pairs
-    return (_B32_PAIRS[high >> 30] + _B32_PAIRS[high >> 20 & 1023] + _B32_PAIRS[high >> 10 & 1023] + _B32_PAIRS[high & 1023]
-            + _B32_PAIRS[low >> 30] + _B32_PAIRS[low >> 20 & 1023] + _B32_PAIRS[low >> 10 & 1023] + _B32_PAIRS[low & 1023])
+    return sha256_base32(text, 16)
 
 
 def chain_name(kind: str, ident: str) -> str:

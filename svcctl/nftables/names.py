@@ -7,21 +7,15 @@ tell what changed from the live chain names alone (svcctl.nftables.decide).
 
 from __future__ import annotations
 
-import hashlib
+from ..digest import sha256_base32
 
 NAME_MAX = 255  # nft refuses longer chain and set names (measured: 256 gives ERANGE)
 COMMENT_MAX = 128  # and longer comments ("comment too long, 128 characters maximum allowed")
 
 
-# RFC 4648 base32, two characters (10 bits) at a time: base64.b32encode is pure Python in 3.11,
-# and at one chain name per Service port this exact equivalent halves _hash8's time.
-_B32_PAIRS = tuple(a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-
-
 def _hash8(text: str) -> str:
     """The first 40 bits of the text's SHA-256 in base32: 8 characters."""
-    n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:5])
-    return _B32_PAIRS[n >> 30] + _B32_PAIRS[n >> 20 & 1023] + _B32_PAIRS[n >> 10 & 1023] + _B32_PAIRS[n & 1023]
+    return sha256_base32(text, 8)
 
 
 def object_name(kind: str, ident: str, content: object = None) -> str:
