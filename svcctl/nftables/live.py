@@ -36,27 +36,38 @@ class LiveTable:
     elements: dict[str, dict[Key, VerdictKey | None]] = field(default_factory=dict)
 
 
-def owned_tables(nft: Reader) -> set[tuple[str, str]]:
-    """(family, name) of the tables svcctl made: those holding a ``frame-*`` marker set. A table
-    of the same name without one belongs to someone else and is never changed or deleted."""
-    return {
-        (o["set"]["family"], o["set"]["table"])
-        for o in nft.query("list sets", terse=True)
-        if o["set"]["name"].startswith(MARKER_PREFIX)
-    }
+TableKey = tuple[str, str]  # (family, table name)
 
 
-def present_tables(nft: Reader) -> set[tuple[str, str]]:
-    """(family, name) of every table that has a chain or a set (svcctl's always have both).
-    Not ``list tables``: nft 1.0.6 fills its whole cache for it, rules included (1.5 s for a
-    10,000-Service table), while terse chain and set listings take milliseconds. A table holding
-    neither is not seen here: an apply creates its tables with ``create table``, which the
-    kernel refuses for a table that exists."""
-    found = set()
-    for what in ("chains", "sets", "maps"):
+@dataclass
+class Names:
+    """The names of every table's chains, sets and maps, from three terse listings (cheap: no
+    rules, no elements). Not ``list tables``: nft 1.0.6 fills its whole cache for it, rules
+    included (1.5 s for a 10,000-Service table), while terse chain and set listings take
+    milliseconds."""
+
+    chains: dict[TableKey, set[str]] = field(default_factory=dict)
+    sets: dict[TableKey, set[str]] = field(default_factory=dict)
+    maps: dict[TableKey, set[str]] = field(default_factory=dict)
+
+    def present(self) -> set[TableKey]:
+        """Every table that has a chain or a set (svcctl's always have both). A table holding
+        neither is not seen here: an apply creates its tables with ``create table``, which the
+        kernel refuses for a table that exists."""
+        return {*self.chains, *self.sets, *self.maps}
+
+    def owned(self) -> set[TableKey]:
+        """The tables svcctl made: those holding a ``frame-*`` marker set. A table of the same
+        name without one belongs to someone else and is never changed or deleted."""
+        return {table for table, names in self.sets.items() if any(n.startswith(MARKER_PREFIX) for n in names)}
+
+
+def names(nft: Reader) -> Names:
+    found = Names()
+    for what, into in (("chains", found.chains), ("sets", found.sets), ("maps", found.maps)):
         for obj in nft.query(f"list {what}", terse=True):
             (body,) = obj.values()
-            found.add((body["family"], body["table"]))
+            into.setdefault((body["family"], body["table"]), set()).add(body["name"])
     return found
 
 
@@ -85,19 +96,19 @@ def read_live(nft: Reader, ruleset: Ruleset, frames: dict[str, str]) -> list[Liv
     (by scope): a table of another frame is replaced whole, so of its elements only the UDP
     endpoints are read (for the conntrack cleanup after the apply). Raises KernelError for a
     table of svcctl's name that svcctl did not make."""
-    tables = present_tables(nft)
-    ours = owned_tables(nft)
+    listed = names(nft)
+    tables, ours = listed.present(), listed.owned()
     out = []
     for t in ruleset.tables:
-        live = LiveTable(t.family, t.name, exists=(t.family.value, t.name) in tables)
+        key = (t.family.value, t.name)
+        live = LiveTable(t.family, t.name, exists=key in tables)
         out.append(live)
         if not live.exists:
             continue
-        if (t.family.value, t.name) not in ours:
+        if key not in ours:
             raise foreign(t)
-        live.chains = {o["chain"]["name"] for o in nft.query(f"list chains {t.family.value}", terse=True) if o["chain"]["table"] == t.name}
-        for what in ("set", "map"):
-            live.sets |= {o[what]["name"] for o in nft.query(f"list {what}s {t.family.value}", terse=True) if o[what]["table"] == t.name}
+        live.chains = listed.chains.get(key, set())
+        live.sets = listed.sets.get(key, set()) | listed.maps.get(key, set())
         wanted = t.static_sets if frames[t.scope] in live.sets else [s for s in t.static_sets if s.name == UDP_ENDPOINTS.name]
         for s in wanted:
             kind = "map" if s.is_map else "set"

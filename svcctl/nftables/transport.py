@@ -18,7 +18,7 @@ from ..conntrack import forget_udp_flows
 from ..kernel import KernelError, Refused, in_throwaway_netns, locked
 from .decide import transaction
 from .changes import diff_text
-from .live import foreign, owned_tables, present_tables, read_live
+from .live import foreign, names, read_live
 from .nft import Listing, Nft
 from .objects import Family, Ruleset
 from .frame import MARKER_PREFIX
@@ -31,7 +31,7 @@ def privileged() -> Nft:
     CAP_NET_ADMIN that query fails with the one-sentence KernelError the contract asks for."""
     nft = Nft()
     with _quiet_stderr():  # libnftables prints its own "(you must be root)" line to fd 2
-        present_tables(nft)
+        names(nft)
     return nft
 
 
@@ -147,7 +147,7 @@ def live_rules(table: str) -> str:
     """nft text of svcctl's live tables of this name, as the kernel lists them (it loads as it
     is, affinity state included). Reads only. Raises KernelError when none is live."""
     nft = privileged()
-    ours = owned_tables(nft)
+    ours = names(nft).owned()
     text = "".join(nft.listing(f"list table {f.value} {table}") for f in Family if (f.value, table) in ours)
     if not text:
         raise KernelError(f"no svcctl table named {table} is live here: apply the rules first, or leave out --live")
@@ -159,7 +159,8 @@ def delete(table: str) -> tuple[list[str], list[str]]:
     deleted and those of that name left alone because svcctl did not make them."""
     nft = privileged()
     with locked(table):
-        present, ours = present_tables(nft), owned_tables(nft)
+        listed = names(nft)
+        present, ours = listed.present(), listed.owned()
         gone = [f"{f.value} {table}" for f in Family if (f.value, table) in ours]
         foreign_tables = [f"{f.value} {table}" for f in Family if (f.value, table) in present - ours]
         if gone:
