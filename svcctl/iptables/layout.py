@@ -51,6 +51,7 @@ from .objects import (
     FamilyRules,
     Jump,
     MarkMatch,
+    Match,
     NewConnection,
     OriginalDestination,
     Recent,
@@ -81,10 +82,26 @@ def probability(modulus: int) -> str:
 
 # tuple.__new__ builds a Rule or Target in C; a NamedTuple's own __new__ is Python, called with
 # keywords: the cascades and SEP chains hold 120,000 rules at 10,000 Services x 10 endpoints.
-# A Rule's fields in order: target, source, not_source, destination, protocol, comment, dport, match.
+# The three shapes of rule made in such numbers are built by the functions below, positionally.
 _rule: Callable[[tuple[Any, ...]], Rule] = functools.partial(tuple.__new__, Rule)  # type: ignore[arg-type]
 _target: Callable[[tuple[TargetKind, str]], Target] = functools.partial(tuple.__new__, Target)  # type: ignore[arg-type]
 _JUMP, _DNAT = TargetKind.JUMP, TargetKind.DNAT
+
+
+def _jump(chain: str, what: str, match: Match | None = None, source: str = "") -> Rule:
+    """``[-s source] -m comment [match] -j chain``."""
+    return _rule((_target((_JUMP, chain)), source, False, "", "", what, 0, match))
+
+
+def _dnat(to: str, protocol: str, what: str, match: Match | None) -> Rule:
+    """``-p protocol -m comment [match] -j DNAT --to-destination to``."""
+    return _rule((_target((_DNAT, to)), "", False, "", protocol, what, 0, match))
+
+
+def _towards(target: Target, destination: str, protocol: str, what: str, dport: int = 0) -> Rule:
+    """``[-d destination] [-p protocol] -m comment [--dport dport] -j target``: the dispatch
+    and reject rules."""
+    return _rule((target, "", False, destination, protocol, what, dport, None))
 _PROTOCOLS = {p: p.value.lower() for p in Protocol}  # enum .value is a Python descriptor
 
 
@@ -170,9 +187,9 @@ class _Port:
         rules = []
         if timeout:
             mask = self.family.recent_mask
-            rules += [_rule((_target((_JUMP, s)), "", False, "", "", what, 0, Recent(s, mask, timeout))) for s, what in zip(g.seps, whats)]
+            rules += [_jump(s, what, Recent(s, mask, timeout)) for s, what in zip(g.seps, whats)]
         rules += [
-            _rule((_target((_JUMP, s)), "", False, "", "", what, 0, chance)) if s else _rule((_target((_DNAT, t)), "", False, "", proto, what, 0, chance))
+            _jump(s, what, chance) if s else _dnat(t, proto, what, chance)
             for t, s, what, chance in zip(g.targets, g.seps, whats, map(_chance, g.moduli))
         ]
         return rules
@@ -186,9 +203,9 @@ class _Port:
                 continue
             rules = []
             if e.address in self.port.hairpin:
-                rules.append(_rule((_target((_JUMP, frame.MARK_MASQ)), self.family.network(e.address), False, "", "", what, 0, None)))
+                rules.append(_jump(frame.MARK_MASQ, what, source=self.family.network(e.address)))
             record = Recent(name, self.family.recent_mask) if g.group.affinity_timeout else None
-            rules.append(_rule((_target((_DNAT, t)), "", False, "", self.proto, what, 0, record)))
+            rules.append(_dnat(t, self.proto, what, record))
             self._add(name, tuple(rules))
 
     def _external(self, r: ExternalRoute) -> tuple[Rule, ...]:
@@ -239,7 +256,7 @@ def _cluster_ip_checks(family: Family, fp: FamilyPlan) -> tuple[Chain, Chain]:
         """A TCP reset for TCP, ICMP port unreachable for the rest: two rules per ClusterIP."""
         return [
             r for address in map(family.network, ips)
-            for r in (_rule((tcp, "", False, address, "tcp", what, 0, None)), _rule((other, "", False, address, "", what, 0, None)))
+            for r in (_towards(tcp, address, "tcp", what), _towards(other, address, "", what))
         ]
 
     inside, outside = _split(fp.cluster_ips, fp.service_cidrs)
@@ -290,7 +307,7 @@ def _family(fp: FamilyPlan) -> FamilyRules:
     tail = _nodeport_tail(family, fp.nodeport_cidrs)
 
     def rule(d: Destination, label: str, what: str, target: Target) -> Rule:
-        return _rule((target, "", False, family.network(d.address), _PROTOCOLS[d.protocol], comment(label, what), d.port, None))
+        return _towards(target, family.network(d.address), _PROTOCOLS[d.protocol], comment(label, what), d.port)
 
     nat_services, nat_nodeports, filter_services, filter_nodeports, firewall = [], [], [], [], []
     firewall_chains = []
@@ -299,7 +316,7 @@ def _family(fp: FamilyPlan) -> FamilyRules:
         for d, t in plan.service_ips:
             nat_services.append(rule(d, p.label, _FRONTENDS[kinds[d]], _target((_JUMP, p.target(t)))))
         for n, t in plan.node_ports:
-            nat_nodeports.append(_rule((_target((_JUMP, p.target(t))), "", False, "", p.proto, comment(p.label), n.port, None)))
+            nat_nodeports.append(_towards(_target((_JUMP, p.target(t))), "", p.proto, comment(p.label), n.port))
         for d, a in plan.no_endpoint_ips:
             what = "has no local endpoints" if a is Action.DROP else "has no endpoints"
             filter_services.append(rule(d, p.label, what, _reject(family, p.proto, a)))
