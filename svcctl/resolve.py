@@ -144,23 +144,24 @@ def resolve_service(
     """One Service, from what its endpoints may come from: the EndpointSlices labelled with its
     name, the Endpoints object of its name, the Pods of its namespace (any order). ``zones``:
     the zone label of each Node in the input, by name."""
-    slices, pods = list(slices), list(pods)
-
-    def read(ports: Sequence[ServicePort | None]) -> tuple[EndpointSource, list[list[Backend]]]:
-        if slices:
-            return EndpointSource.SLICES, _from_slices(svc, slices, ports, options)
-        if endpoints is not None:
-            return EndpointSource.ENDPOINTS, _once(_from_endpoints(svc, endpoints, ports, options, zones))
-        if svc.spec.selector:
-            # The EndpointSlice controller makes slices only for the Service's IP families, so a
-            # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
-            # no allocated IPs to tell their families: every Pod IP is kept.)
-            families = {ip_version(ip) for ip in alloc.cluster_ips} or {4, 6}
-            return EndpointSource.PODS, _once(_from_pods(svc, pods, families, ports, options, zones))
-        return EndpointSource.NONE, [[] for _ in ports]
-
-    source, per_port = read(svc.spec.ports)
-    everything = read([None])[1][0] if svc.spec.headless else []  # None: any port (the readers' port 0)
+    slices = list(slices)
+    # A headless Service's DNS names hold every endpoint, whatever its ports: read as one more
+    # port, None (any port: the readers' port 0).
+    headless = svc.spec.headless
+    ports: list[ServicePort | None] = [*svc.spec.ports, None] if headless else list(svc.spec.ports)
+    if slices:
+        source, per_port = EndpointSource.SLICES, _from_slices(svc, slices, ports, options)
+    elif endpoints is not None:
+        source, per_port = EndpointSource.ENDPOINTS, _once(_from_endpoints(svc, endpoints, ports, options, zones))
+    elif svc.spec.selector:
+        # The EndpointSlice controller makes slices only for the Service's IP families, so a
+        # dual-stack Pod gives a single-stack Service one endpoint. (Headless Services have
+        # no allocated IPs to tell their families: every Pod IP is kept.)
+        families = {ip_version(ip) for ip in alloc.cluster_ips} or {4, 6}
+        source, per_port = EndpointSource.PODS, _once(_from_pods(svc, list(pods), families, ports, options, zones))
+    else:
+        source, per_port = EndpointSource.NONE, [[] for _ in ports]
+    everything = per_port.pop() if headless else []
     hinted = any(b.zone_hints or b.node_hints for backends in per_port for b in backends)
     return _resolved(svc, alloc, source, per_port, everything, this_node(options, zones) if hinted else None)
 
