@@ -19,9 +19,7 @@ import itertools
 import re
 from typing import Any
 
-import msgspec
-
-from .fastload import keys_kept, quiet_stderr
+from .fastload import json_documents, quiet_stderr
 
 # Plain scalars PyYAML (YAML 1.1) resolves to something other than a string (its resolver's
 # patterns), and those rapidyaml writes as a JSON number or rewrites (inf is ".inf" to it).
@@ -226,10 +224,14 @@ def _read_yaml(text: str) -> list[Any] | None:
     del tree, buffer
     if not all(isinstance(t, str) for t in texts):  # a document rapidyaml made nothing of
         return None
-    try:
-        values = [msgspec.json.decode(t) for t in texts]
-    except (msgspec.DecodeError, RecursionError, UnicodeError):  # what is no JSON: control characters, surrogates
-        return None
-    return values if keys_kept("".join(texts), values) else None
+    values: list[Any] = []
+    # Each read as the JSON fast path reads a text: None for no JSON (control characters,
+    # surrogates) or for a key dropped.
+    for t in texts:
+        found = json_documents(t)
+        if found is None:
+            return None
+        values += found
+    return values
 
 
