@@ -32,7 +32,6 @@ def cascade(backends: Iterable[Backend]) -> tuple[Pick, ...]:
     return tuple(map(_pick, zip(map(_endpoint, map(_address_port, ordered)), moduli)))
 
 
-
 class EndpointChoice(NamedTuple):
     any: bool  # some endpoint of this family is usable (ready, or serving and terminating)
     local: tuple[Backend, ...]  # this node's usable endpoints, where traffic uses them
