@@ -7,11 +7,14 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .options import Options
 from .plan import Plan, ServicePlan
 from .problems import InvalidInput, Problem
+
+if TYPE_CHECKING:
+    from .conntrack import UdpFrontend
 
 DEFAULT = "nftables"
 # name -> module that defines BACKEND
@@ -32,8 +35,9 @@ class ApplyResult:
     changed: bool  # something was (with a dry run: would be) sent to the kernel
     summary: str  # what was sent, in a few words
     diff: str  # with a dry run: live -> planned
-    conntrack_deleted: tuple[tuple[str, int], ...]
+    conntrack_deleted: tuple[tuple[str, int], ...]  # removed UDP endpoints whose flows were deleted
     warnings: tuple[str, ...]
+    conntrack_bypassing: tuple[UdpFrontend, ...] = ()  # new UDP frontends whose un-DNATed flows were deleted
 
 
 class Syncer(Protocol):

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from fake_kernel import RECORDINGS, FakeKernel
+from svcctl.conntrack import UdpFrontend
 from svcctl.kernel import KernelError
+from svcctl.load import Inputs, Source
 from svcctl.nftables.decide import transaction
 from svcctl.nftables.layout import layout
 from svcctl.nftables.live import read_live
@@ -167,18 +169,45 @@ def test_a_foreign_table_svcctl_cannot_see_is_refused_by_create_table() -> None:
     assert ("ip", "svcctl") not in kernel.tables  # all or nothing
 
 
+def rules(text: str) -> Ruleset:
+    return compile_rules(Inputs([Source("m.yaml", text, False)]), OPTIONS)[2].rules
+
+
+def udp_service(name: str, cluster_ip: str, endpoints: list[str], node_port: int | None = None, protocol: str = "UDP") -> str:
+    """A Service with one port 53 and its EndpointSlice; with ``node_port``, of type NodePort."""
+    kind = "type: NodePort, " if node_port else ""
+    port = f"{{port: 53, protocol: {protocol}{f', nodePort: {node_port}' if node_port else ''}}}"
+    addresses = ", ".join(f"{{addresses: [{ip}]}}" for ip in endpoints)
+    return (
+        f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{{kind}clusterIP: {cluster_ip}, ports: [{port}]}}\n"
+        f"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n"
+        f"addressType: IPv4\nports: [{{port: 53, protocol: {protocol}}}]\nendpoints: [{addresses}]\n"
+    )
+
+
 def test_removed_udp_endpoints_are_handed_to_the_conntrack_cleanup() -> None:
     kernel = FakeKernel()
-    udp = "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\nspec: {clusterIP: 10.96.0.10, ports: [{port: 53, protocol: UDP}]}\n"
-    slices = "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: dns-1, labels: {kubernetes.io/service-name: dns}}\naddressType: IPv4\nports: [{port: 53, protocol: UDP}]\nendpoints: [{addresses: [10.244.1.5]}, {addresses: [10.244.2.5]}]\n"
-    from svcctl.load import Inputs, Source
-
-    def rules(text: str) -> Ruleset:
-        return compile_rules(Inputs([Source("m.yaml", text, False)]), OPTIONS)[2].rules
-
-    converge(kernel, rules(udp + slices))
-    decided = converge(kernel, rules(udp + slices.replace(", {addresses: [10.244.2.5]}", "")))
+    converge(kernel, rules(udp_service("dns", "10.96.0.10", ["10.244.1.5", "10.244.2.5"])))
+    decided = converge(kernel, rules(udp_service("dns", "10.96.0.10", ["10.244.1.5"])))
     assert decided.removed_udp_endpoints == (("10.244.2.5", 53),)
+
+
+def test_udp_ports_the_rules_start_to_dnat_are_handed_to_the_conntrack_cleanup() -> None:
+    """Flows to them so far were not DNATed (svcctl.conntrack): every UDP port with endpoints
+    of created tables, then only those the live maps did not lead to a DNAT."""
+    kernel = FakeKernel()
+    dns = udp_service("dns", "10.96.0.10", ["10.244.1.5"])
+    assert converge(kernel, rules(dns)).new_udp_frontends == (UdpFrontend(4, "10.96.0.10", 53),)
+    more = dns + udp_service("np", "10.96.0.11", ["10.244.1.6"], node_port=30053) + udp_service("web", "10.96.0.12", ["10.244.1.7"], protocol="TCP")
+    assert converge(kernel, rules(more)).new_udp_frontends == (UdpFrontend(4, "", 30053), UdpFrontend(4, "10.96.0.11", 53))
+    other_endpoint = more.replace("10.244.1.5", "10.244.2.5")
+    assert converge(kernel, rules(other_endpoint)).new_udp_frontends == ()  # still DNATed, elsewhere
+    no_endpoints = udp_service("dns", "10.96.0.10", [])
+    assert converge(kernel, rules(no_endpoints)).new_udp_frontends == ()  # rejected now
+    assert converge(kernel, rules(dns)).new_udp_frontends == (UdpFrontend(4, "10.96.0.10", 53),)  # 0 -> 1 endpoint
+    assert decide(FakeKernel("web.json"), example()).new_udp_frontends == ()  # the recorded keys read back
+    del kernel.tables[("ip", "svcctl")].chains["nat-prerouting"]  # by hand: nothing was DNATed since
+    assert decide(kernel, rules(dns)).new_udp_frontends == (UdpFrontend(4, "10.96.0.10", 53),)
 
 
 def test_an_update_renders_in_dependency_order() -> None:

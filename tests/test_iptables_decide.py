@@ -15,7 +15,8 @@ from svcctl.iptables.decide import staged, summary, table_update
 from svcctl.iptables.frame import HOOKS, PREFIX, TableName
 from svcctl.iptables.objects import Family
 from svcctl.iptables.render import Planned, render
-from svcctl.iptables.state import TableState, listing, parse_save, saved_form, udp_targets
+from svcctl.iptables.state import TableState, listing, parse_save, saved_form, udp_frontends, udp_targets
+from svcctl.nftables.decide import ROUTING_MAPS, udp_frontends as nft_udp_frontends
 from svcctl.options import build_options
 from svcctl.pipeline import compile_rules
 from svcctl.sources import read_config, read_manifests
@@ -215,6 +216,24 @@ def test_udp_endpoints_are_read_from_the_dnat_rules() -> None:
     plan = golden("protocols")
     udp = {e for (f, t), s in plan.tables.items() if t is TableName.NAT for e in udp_targets(s)}
     assert udp == plan.udp_endpoints and udp
+
+
+@pytest.mark.parametrize("case", ["protocols", "nodeport", "external-ips", "dual-stack", "loadbalancer", "no-endpoints", "large-mixed"])
+def test_udp_frontends_read_from_the_dispatch_rules_are_the_nftables_maps_udp_keys(case: str) -> None:
+    """What the conntrack cleanup compares (live against planned) is what the nftables back end
+    compares for the same plan: every UDP address and NodePort with endpoints."""
+    plan = golden(case)
+    found = {fr for (f, t), s in plan.tables.items() if t is TableName.NAT for fr in udp_frontends(f.version, s)}
+    case_dir = ROOT / "golden" / case
+    (manifest,) = [p for p in (case_dir / "manifest.yaml", case_dir / "manifest.json") if p.exists()]
+    nft = compile_rules(read_manifests([str(manifest)]), build_options({}, read_config(str(case_dir / "options.yaml"))))[2].rules
+    want = {
+        fr for t in nft.tables for s in t.static_sets if s.name in ROUTING_MAPS
+        for fr in nft_udp_frontends(t.family.version, s.name, (el.key for el in s.elements))
+    }
+    assert found == want
+    if case in ("protocols", "large-mixed"):  # UDP ClusterIPs (both), a UDP NodePort (protocols)
+        assert found
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

@@ -120,6 +120,9 @@ class Agent:
         if ok:
             assert report.result is not None
             log.info("sync", extra={"fields": {**fields, "sent": report.result.summary}})
+            cleared = {"removed_endpoints": len(report.result.conntrack_deleted), "new_ports": len(report.result.conntrack_bypassing)}
+            if any(cleared.values()):
+                log.info("conntrack", extra={"fields": cleared})
             for warning in report.result.warnings:
                 log.warning("conntrack", extra={"fields": {"warning": warning}})
         else:

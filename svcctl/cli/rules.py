@@ -50,6 +50,8 @@ def apply(
     typer.echo(f"applied: {result.summary}" if result.changed else "unchanged: the kernel already holds this ruleset")
     if verbose and result.conntrack_deleted:
         typer.echo(f"cleared UDP conntrack entries to {len(result.conntrack_deleted)} removed endpoint(s)", err=True)
+    if verbose and result.conntrack_bypassing:
+        typer.echo(f"cleared UDP conntrack entries that bypassed {len(result.conntrack_bypassing)} new Service port(s)", err=True)
 
 
 @app.command()

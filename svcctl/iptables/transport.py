@@ -25,7 +25,7 @@ from .frame import TableName
 from .objects import Family
 from .refusal import IptablesRefused, describe
 from .render import Planned, render
-from .state import TableState, listing, parse_save, present, udp_targets
+from .state import TableState, listing, parse_save, present, udp_frontends, udp_targets
 from .xtables import NEEDS_ROOT, Mode, RestoreFailed, Saves, Xtables
 
 LOCK = "iptables"  # svcctl's own lock (svcctl.kernel.locked), for every iptables apply and delete
@@ -161,8 +161,12 @@ def send(xt: Xtables, plan: Planned, live: Live, whole: bool = False) -> ApplyRe
     changed = [u for u in updates if u]
     _commit(xt, changed, live, plan.owners)
     gone = {e for (_, t), s in live.items() if t is TableName.NAT for e in udp_targets(s)} - plan.udp_endpoints
-    deleted, warnings = forget_udp_flows(tuple(sorted(gone)))
-    return ApplyResult(bool(changed), said, "", deleted, warnings)
+    new = set()
+    for (f, t), state in plan.tables.items():
+        if t is TableName.NAT:
+            new |= udp_frontends(f.version, state) - udp_frontends(f.version, live[(f, t)])
+    forgotten = forget_udp_flows(tuple(sorted(gone)), tuple(sorted(new)))
+    return ApplyResult(bool(changed), said, "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
 
 
 def diff(plan: Planned, live: Saves, raw: bool = False) -> str:

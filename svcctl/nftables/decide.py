@@ -18,7 +18,10 @@ them (new chains first: a map may not point at a chain created in the same commi
 
 from __future__ import annotations
 
-from .frame import AFFINITY, EXT, FRAME_CHAINS, PORT_CHAIN_KINDS, UDP_ENDPOINTS, per_port
+from typing import Iterable
+
+from ..conntrack import UdpFrontend
+from .frame import AFFINITY, EXT, FRAME_CHAINS, PORT_CHAIN_KINDS, SERVICE_IPS, SERVICE_NODEPORTS, UDP_ENDPOINTS, per_port
 from .live import Key, LiveTable
 from .objects import Element, Ruleset, Table, Verdict
 from .transaction import (
@@ -36,6 +39,7 @@ from .transaction import (
 )
 
 _FRAME_CHAIN_NAMES = frozenset(c.name for c in FRAME_CHAINS)
+ROUTING_MAPS = (SERVICE_IPS.name, SERVICE_NODEPORTS.name)  # their elements lead to a DNAT
 
 
 def _verdict_key(verdict: Verdict | None) -> tuple[str, str] | None:
@@ -93,6 +97,27 @@ def _udp_endpoints(t: Table) -> set[Key]:
     return {el.key for s in t.static_sets if s.name == UDP_ENDPOINTS.name for el in s.elements}
 
 
+def udp_frontends(version: int, map_name: str, keys: Iterable[Key]) -> set[UdpFrontend]:
+    """The UDP ports among keys of a map that DNATs (ROUTING_MAPS): service-ips (address .
+    protocol . port) or service-nodeports (protocol . port)."""
+    if map_name == SERVICE_IPS.name:
+        return {UdpFrontend(version, k[0], int(k[2])) for k in keys if k[1] == "udp"}
+    return {UdpFrontend(version, "", int(k[1])) for k in keys if k[0] == "udp"}
+
+
+def _new_udp_frontends(t: Table, live: LiveTable, hooked: bool) -> set[UdpFrontend]:
+    """The UDP ports the planned maps DNAT and the live ones did not: their flows so far were
+    not DNATed. Unless the live table is of this frame with its hook chains (``hooked``), every
+    one: a missing table did not DNAT, one of another frame is not read, and with a hook chain
+    deleted by hand the maps' elements led nowhere."""
+    new: set[UdpFrontend] = set()
+    for s in t.static_sets:
+        if s.name in ROUTING_MAPS:
+            had = live.elements.get(s.name, {}) if hooked else {}
+            new |= udp_frontends(t.family.version, s.name, (el.key for el in s.elements if el.key not in had))
+    return new
+
+
 def describe(ops: list[Operation]) -> str:
     added = sum(len(o.endpoint_chains) + len(o.external_chains) for o in ops if isinstance(o, AddObjects))
     removed = sum(isinstance(o, DeleteChain) for o in ops)
@@ -110,14 +135,16 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str],
         removed_udp |= set(lt.elements.get(UDP_ENDPOINTS.name, {})) - _udp_endpoints(t)
     removed = tuple(sorted((ip, int(port)) for ip, port in removed_udp))
     same_frame = [lt.exists and frames[t.scope] in lt.sets for t, lt in zip(ruleset.tables, live, strict=True)]
-    intact = [same and _FRAME_CHAIN_NAMES <= lt.chains and not reload for same, lt in zip(same_frame, live, strict=True)]
+    hooked = [same and _FRAME_CHAIN_NAMES <= lt.chains for same, lt in zip(same_frame, live, strict=True)]
+    fresh = tuple(sorted(set().union(*map(_new_udp_frontends, ruleset.tables, live, hooked))))
+    intact = [whole and not reload for whole in hooked]
     if all(intact):
         per_table = [(t, table_update(t, lt)) for t, lt in zip(ruleset.tables, live, strict=True)]
         changed = [(t, ops) for t, ops in per_table if ops]
         if not changed:
-            return Transaction((), "unchanged", "no changes", removed)
+            return Transaction((), "unchanged", "no changes", removed, fresh)
         summary = "; ".join(f"{t.family.value}: {describe(ops)}" for t, ops in changed)
-        return Transaction(tuple(op for _, ops in changed for op in ops), "update", summary, removed)
+        return Transaction(tuple(op for _, ops in changed for op in ops), "update", summary, removed, fresh)
     # Otherwise load everything. Tables of another frame are deleted first (a flush cannot
     # change a set's type or a hook chain's priority); tables of the same frame are reloaded in
     # place, which keeps their affinity state, and lose their stale chains and sets at the end.
@@ -148,4 +175,4 @@ def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str],
         ) if x
     )
     loads = [LoadTable(t) for t in ruleset.tables]
-    return Transaction((*head, *loads, *tail), "full", summary or "reloaded whole", removed)
+    return Transaction((*head, *loads, *tail), "full", summary or "reloaded whole", removed, fresh)

@@ -20,12 +20,12 @@ from functools import lru_cache
 from typing import Any, Iterator, NamedTuple
 
 from ..backends import ApplyResult
-from ..conntrack import forget_udp_flows
+from ..conntrack import UdpFrontend, forget_udp_flows
 from ..kernel import KernelError, locked
 from ..options import Options
 from ..plan import ServicePlan, family_settings
 from . import frame, transport
-from .decide import describe, removal_order
+from .decide import ROUTING_MAPS, describe, removal_order, udp_frontends
 from .frame import FRAME_CHAINS, PORT_CHAIN_KINDS, per_port
 from ..formats import address_order
 from .layout import NODE_WIDE, PortObjects, assemble, port_objects
@@ -147,12 +147,14 @@ class Syncer:
             return ApplyResult(False, "no changes", "", (), ())
         ops: list[Operation] = []
         gone_udp: set[tuple[str, ...]] = set()
+        new_udp: set[UdpFrontend] = set()
         counted = self._committed
         self._committed = None  # until the kernel took it: counted is changed in place
         for v in VERSIONS:
-            family_ops, removed = self._delta(v, counted[v])
+            family_ops, removed, new = self._delta(v, counted[v])
             ops += family_ops
             gone_udp |= removed
+            new_udp |= new
         if ops:
             assert self._nft is not None, "a syncer without the kernel only lays out"
             with locked(self.table):
@@ -160,10 +162,12 @@ class Syncer:
         self._committed = counted
         self._before.clear()
         udp = tuple(sorted((ip, int(port)) for ip, port in gone_udp))
-        deleted, warnings = forget_udp_flows(udp)
-        return ApplyResult(bool(ops), describe(ops) if ops else "no changes", "", deleted, warnings)
+        forgotten = forget_udp_flows(udp, tuple(sorted(new_udp)))
+        return ApplyResult(bool(ops), describe(ops) if ops else "no changes", "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
 
-    def _delta(self, version: int, counted: _Counted) -> tuple[list[Operation], set[tuple[str, ...]]]:
+    def _delta(self, version: int, counted: _Counted) -> tuple[list[Operation], set[tuple[str, ...]], set[UdpFrontend]]:
+        """The operations that commit the changed Services, the UDP endpoints they remove and
+        the UDP frontends they start to DNAT."""
         ref = TableRef(Family.of(version), self.table)
         changed = [(name, before) for (v, name), before in self._before.items() if v == version]
         new_sets: dict[str, NamedSet] = {}
@@ -197,15 +201,20 @@ class Syncer:
             ops.append(AddObjects(ref, tuple(new_sets.values()), endpoint, external))
         added: list[Operation] = []
         removed_udp: set[tuple[str, ...]] = set()
+        new_udp: set[UdpFrontend] = set()
         for spec in frame.STATIC_SETS:
             held = counted.elements.get(spec.name, {})
-            out, into = [], []
+            out, into, started = [], [], []
             for key, (was, verdict) in touched.get(spec.name, {}).items():
                 now = held.get(key)
                 if was and (now is None or now[1] != verdict):
                     out.append(Element(key))
                 if now is not None and (not was or now[1] != verdict):
                     into.append(Element(key, now[1]))
+                    if not was:
+                        started.append(key)
+            if spec.name in ROUTING_MAPS:
+                new_udp |= udp_frontends(version, spec.name, started)
             if out:
                 ops.append(DeleteElements(ref, _frame_sets(version)[spec.name], tuple(sorted(out))))
                 if spec is frame.UDP_ENDPOINTS:
@@ -215,7 +224,7 @@ class Syncer:
         ops += added
         ops += [DeleteChain(ref, n) for n in sorted(gone_chains - new_chains.keys(), key=removal_order)]
         ops += [DeleteSet(ref, n) for n in sorted(gone_sets - new_sets.keys())]
-        return ops, removed_udp
+        return ops, removed_udp, new_udp
 
     def _matches_kernel(self) -> bool:
         """Whether the kernel holds what was last committed: the tables of this frame with their

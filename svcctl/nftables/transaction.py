@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from ..conntrack import UdpFrontend
+
 from .frame import FIREWALL_ALLOW, FIREWALL_IPS
 from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Table
 
@@ -99,6 +101,7 @@ class Transaction:
     kind: str  # "unchanged", "update" or "full"
     summary: str
     removed_udp_endpoints: tuple[tuple[str, int], ...] = ()  # conntrack entries to delete after the commit
+    new_udp_frontends: tuple[UdpFrontend, ...] = ()  # and those not DNATed to these (svcctl.conntrack)
 
     def __bool__(self) -> bool:
         return bool(self.operations)

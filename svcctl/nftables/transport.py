@@ -132,8 +132,8 @@ def apply(ruleset: Ruleset, dry_run: bool = False, reload: bool = False) -> Appl
             return ApplyResult(bool(tx), tx.summary, diff_text(live_texts, planned_listings(ruleset)), (), ())
         if tx:
             _send(nft, ruleset, tx, dry_run=False)
-        deleted, warnings = forget_udp_flows(tx.removed_udp_endpoints)
-        return ApplyResult(bool(tx), tx.summary, "", deleted, warnings)
+        forgotten = forget_udp_flows(tx.removed_udp_endpoints, tx.new_udp_frontends)
+        return ApplyResult(bool(tx), tx.summary, "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
 
 
 def diff(ruleset: Ruleset, live: Listing, raw: bool = False) -> str:

@@ -83,6 +83,19 @@ MAX_REQUESTS = 10_000
 SERVER_START_TIMEOUT = 5.0
 
 
+_FIXED_PORT_CLIENT = """
+import json, socket, sys
+addr, port, answer = json.loads(sys.argv[1])
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::" if ":" in addr else "0.0.0.0", 40053))
+s.settimeout(2)
+s.sendto(b"hi", (addr, port))
+if answer:
+    print(json.loads(s.recv(4096))["pod"])
+"""
+
+
 class LabError(RuntimeError):
     """A lab command failed; ``proc`` is the CompletedProcess when there was one."""
 
@@ -408,6 +421,13 @@ class Lab:
                                         json.dumps([addr, port, proto, n, timeout])],
                             timeout=n * (timeout + 0.5) + 10)
         return [Result(**json.loads(line)) for line in proc.stdout.splitlines()]
+
+    def datagram(self, from_name, addr, port, *, answer=True):
+        """One UDP datagram to addr:port from source port 40053, so that every call from a host
+        reuses one conntrack entry (a UDP client that keeps its socket). Returns the pod that
+        answered; with ``answer=False`` it only sends (None). LabError when no answer came."""
+        proc = self.exec_in(from_name, [PYTHON, "-I", "-c", _FIXED_PORT_CLIENT, json.dumps([addr, port, answer])])
+        return proc.stdout.strip() or None
 
     def request(self, from_name, addr, port, proto="tcp", timeout=2.0):
         """One request; returns the server's reply dict, e.g. {"pod": "pod-a", "peer": ...}.

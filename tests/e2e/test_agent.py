@@ -197,6 +197,22 @@ def test_rules_follow_services_added_removed_and_retyped(lab, agent):
     assert answering(lab, "10.96.1.10", 80) == {"pod-a": 30}                     # the other one untouched
 
 
+def test_udp_flows_that_began_before_a_new_node_port_are_cleared(lab, agent):
+    """A client sends to a NodePort before the agent has rules for it: the node answers port
+    unreachable and conntrack keeps the flow, not DNATed. When the Service arrives, the agent's
+    commit deletes that flow (test_conntrack.py has the apply side), and the client's next
+    datagram from the same source port reaches the pod."""
+    a, *_ = (lab.pods[p] for p in PODS)
+    run = agent(("web.json", [WEB, web_slice(web([a]))]))
+    lab.datagram("client", NODE_IP4, 30053, answer=False)
+    dns = service("dns", [port(53, protocol="UDP", node_port=30053)], cluster_ip="10.96.1.53", type="NodePort")
+    dns_slice = endpoint_slice("dns", "dns-1", web([a]), [{"port": 8080, "protocol": "UDP"}])
+    run.write("dns.json", dns, dns_slice)
+    wait_for(lambda: "msg=conntrack" in run.log(), "the conntrack cleanup")
+    assert "new_ports=1" in run.log()
+    assert lab.datagram("client", NODE_IP4, 30053) == "pod-a"
+
+
 def test_no_failed_connections_to_unchanged_services_during_churn(lab, agent):
     a, b, c, d = (lab.pods[p] for p in PODS)
     run = agent(("web.json", [WEB, web_slice(web([a, b]))]))

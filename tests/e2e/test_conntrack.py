@@ -1,6 +1,8 @@
-"""An apply that removes a UDP endpoint clears the conntrack entries DNATed to it (as
-kube-proxy does): otherwise a UDP client that keeps its source port keeps talking to the gone
-backend until the entry times out, since UDP has no end of connection. Real traffic, root only."""
+"""UDP has no end of connection, so a client that keeps its source port keeps one conntrack
+entry, and the nat hooks see only its first packet. An apply clears the entries that would
+otherwise outlive the rules that made them, as kube-proxy does: those DNATed to an endpoint it
+removes, and those that began before a Service port had rules at all (not DNATed, sent on by the
+node's routes) once it has some. Real traffic, root only."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import PYTHON, Lab
+from lab import NODE_IP4, Lab
 from scenarios import Svcctl, backend_fixture  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -22,33 +24,26 @@ pytestmark = [
 ]
 SVCCTL = str(Path(sys.executable).parent / "svcctl")
 
-# One UDP datagram from a fixed source port, so that every send reuses one conntrack entry.
-FIXED_PORT_CLIENT = textwrap.dedent("""
-    import json, socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 40053))
-    s.settimeout(2)
-    s.sendto(b"hi", ("10.96.0.60", 53))
-    print(json.loads(s.recv(4096))["pod"])
-""")
-
-
-def manifest(endpoint_ip: str) -> str:
+def manifest(endpoint_ip: str, name: str = "dns", cluster_ip: str = "10.96.0.60", frontend: str = "") -> str:
+    """The UDP Service ``name`` with one endpoint; ``frontend``: "externalIP" or "NodePort" adds
+    198.51.100.60 or node port 30053."""
+    spec = {"externalIP": "externalIPs: [198.51.100.60]", "NodePort": "type: NodePort"}.get(frontend, "")
+    node_port = ", nodePort: 30053" if frontend == "NodePort" else ""
     return textwrap.dedent(f"""
         apiVersion: v1
         kind: Service
-        metadata: {{name: dns, namespace: default}}
+        metadata: {{name: {name}, namespace: default}}
         spec:
-          clusterIP: 10.96.0.60
-          ports: [{{name: dns, port: 53, protocol: UDP, targetPort: 8080}}]
+          clusterIP: {cluster_ip}
+          ports: [{{name: dns, port: 53, protocol: UDP, targetPort: 8080{node_port}}}]
+          {spec}
         ---
         apiVersion: discovery.k8s.io/v1
         kind: EndpointSlice
         metadata:
-          name: dns-1
+          name: {name}-1
           namespace: default
-          labels: {{kubernetes.io/service-name: dns}}
+          labels: {{kubernetes.io/service-name: {name}}}
         addressType: IPv4
         ports: [{{name: dns, port: 8080, protocol: UDP}}]
         endpoints:
@@ -57,28 +52,71 @@ def manifest(endpoint_ip: str) -> str:
     """)
 
 
+def flows(lab: Lab, *selection: str) -> int:
+    out = lab.node_exec(["conntrack", "-L", "-p", "udp", *selection], check=False)
+    return len([line for line in out.stdout.splitlines() if line.startswith("udp")])
+
+
 def test_udp_flows_to_a_removed_endpoint_are_cleared(tmp_path, backend):
     with Lab(pods=("pod-a", "pod-b"), clients=("client",)) as lab:
         svcctl = Svcctl(lab, tmp_path, backend)
         path = tmp_path / "dns.yaml"
         apply = [SVCCTL, "apply", *svcctl.backend_args(), str(path), "--node-name", "node-1", "-v"]
 
-        def ask() -> str:
-            return lab.exec_in("client", [PYTHON, "-I", "-c", FIXED_PORT_CLIENT]).stdout.strip()
-
-        def flows_to(ip: str) -> int:
-            out = lab.node_exec(["conntrack", "-L", "-p", "udp", "--dst-nat", ip], check=False)
-            return len([line for line in out.stdout.splitlines() if line.startswith("udp")])
-
         a, b = lab.pods["pod-a"].ip4, lab.pods["pod-b"].ip4
         path.write_text(manifest(a))
         lab.node_exec(apply)
-        assert [ask(), ask()] == ["pod-a", "pod-a"]
-        assert flows_to(a) == 1
+        assert [lab.datagram("client", "10.96.0.60", 53), lab.datagram("client", "10.96.0.60", 53)] == ["pod-a", "pod-a"]
+        assert flows(lab, "--dst-nat", a) == 1
 
         path.write_text(manifest(b))
         result = lab.node_exec(apply)
         assert "cleared UDP conntrack entries to 1 removed endpoint(s)" in result.stderr
-        assert flows_to(a) == 0
-        assert ask() == "pod-b"  # the same 5-tuple now reaches the new endpoint
+        assert flows(lab, "--dst-nat", a) == 0
+        assert lab.datagram("client", "10.96.0.60", 53) == "pod-b"  # the same 5-tuple now reaches the new endpoint
+        assert svcctl.delete().returncode == 0
+
+
+# A node firewall that tracks connections: conntrack runs in a namespace only once some rule
+# needs it, and on a real node something always does.
+FIREWALL = """table inet fw {
+    chain input {
+        type filter hook input priority 0; ct state established accept
+    }
+}
+"""
+
+
+@pytest.mark.parametrize(("frontend", "before"), [("externalIP", "another Service"), ("NodePort", "a firewall")])
+def test_udp_flows_that_began_before_their_service_are_cleared(tmp_path, backend, frontend, before):
+    """A client sends to a Service address before any rule of svcctl's catches it: to an
+    externalIP, which the node routes on (the lab's sink route, as a real node's default route
+    would), or to a NodePort, which the node answers with port unreachable. Conntrack keeps
+    either flow, not DNATed; once the Service is applied, the flow would bypass its DNAT for as
+    long as the client keeps sending. The apply deletes it, and the same 5-tuple reaches the pod.
+    With another Service applied before, the apply updates svcctl's tables; with only a
+    firewall, it creates them."""
+    with Lab(pods=("pod-a", "pod-b"), clients=("client",)) as lab:
+        svcctl = Svcctl(lab, tmp_path, backend)
+        path = tmp_path / "dns.yaml"
+        apply = [SVCCTL, "apply", *svcctl.backend_args(), str(path), "--node-name", "node-1", "-v"]
+        a, b = lab.pods["pod-a"].ip4, lab.pods["pod-b"].ip4
+        lab.node_exec(["ip", "route", "add", "198.51.100.0/24", "dev", "svc0"])
+        other = manifest(b, name="other", cluster_ip="10.96.0.61")
+        if before == "another Service":
+            path.write_text(other)
+            lab.node_exec(apply)
+        else:
+            lab.nft(FIREWALL)
+            other = ""
+        to = ("198.51.100.60", 53) if frontend == "externalIP" else (NODE_IP4, 30053)
+        lab.datagram("client", *to, answer=False)
+        bypassing = ["--orig-dst", to[0], "--reply-src", to[0]]
+        assert flows(lab, *bypassing) == 1
+
+        path.write_text(f"{other}\n---\n{manifest(a, frontend=frontend)}")
+        result = lab.node_exec(apply)
+        assert "cleared UDP conntrack entries that bypassed 1 new Service port(s)" in result.stderr
+        assert flows(lab, *bypassing) == 0
+        assert lab.datagram("client", *to) == "pod-a"
         assert svcctl.delete().returncode == 0
