@@ -1,6 +1,6 @@
 """Start-up: a command imports what it needs. `svcctl compile` of a small file loads neither the
 agent (asyncio, prometheus_client, the Kubernetes client), nor the fast paths' parsers (big inputs
-only), nor a back end's kernel side (apply, diff, delete)."""
+only), nor a back end's kernel side (apply, diff, delete), nor what only `dns` and `trace` use."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOT_AT_START = ["asyncio", "prometheus_client", "watchfiles", "svcctl.agent.loop", "svcctl.agent.kube",
                 "msgspec", "orjson", "ryml", "svcctl.fastload", "svcctl.fastyaml",
-                "svcctl.nftables.transport", "svcctl.iptables.transport", "svcctl.conntrack"]
+                "svcctl.nftables.transport", "svcctl.iptables.transport", "svcctl.conntrack",
+                "svcctl.dns.records", "svcctl.dns.zone", "svcctl.trace"]
 
 
 def imported_by(code: str) -> set[str]:
