@@ -1,6 +1,6 @@
 """Start-up: a command imports what it needs. `svcctl compile` of a small file loads neither the
 agent (asyncio, prometheus_client, the Kubernetes client), nor the fast paths' parsers (big inputs
-only)."""
+only), nor a back end's kernel side (apply, diff, delete), nor what only `dns` and `trace` use."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 NOT_AT_START = ["asyncio", "prometheus_client", "watchfiles", "svcctl.agent.loop", "svcctl.agent.kube",
-                "msgspec", "orjson", "ryml", "svcctl.fastload", "svcctl.fastyaml"]
+                "msgspec", "orjson", "ryml", "svcctl.fastload", "svcctl.fastyaml",
+                "svcctl.nftables.transport", "svcctl.iptables.transport", "svcctl.conntrack",
+                "svcctl.dns.records", "svcctl.dns.zone", "svcctl.trace"]
 
 
 def imported_by(code: str) -> set[str]:
@@ -20,10 +24,11 @@ def imported_by(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_compile_of_a_small_file_imports_little():
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_compile_of_a_small_file_imports_little(backend: str):
     code = (
         "import sys\nfrom svcctl.cli import main\n"
-        "sys.argv = ['svcctl', 'compile', 'examples/web.yaml', '--node-name', 'node-1']\n"
+        f"sys.argv = ['svcctl', 'compile', 'examples/web.yaml', '--node-name', 'node-1', '--backend', {backend!r}]\n"
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n        main()\n    except SystemExit:\n        pass"

@@ -14,8 +14,6 @@ from ..options import Options
 from ..backends import backend
 from ..pipeline import plan_rules
 from ..sources import read_manifests
-from ..trace import packet, render, trace as follow
-from ..trace.kernel import can_probe, check
 from .app import EXIT_DIFFERENT, app, kept
 from .manifests import say_skipped, warn
 from .settings import NODE_SETTINGS, AllProblems, Manifests, Verbose, with_options
@@ -51,6 +49,10 @@ def trace(
     Exit status: 0 traced (whatever the verdict), 1 --kernel/--live found the kernel disagreeing,
     2 invalid input, 3 --kernel/--live cannot use the kernel.
     """
+    # The trace package (~4 ms of imports) is loaded by this command only.
+    from ..trace import packet, render, trace as follow
+    from ..trace.kernel import can_probe, check
+
     probe = packet(to, source, protocol, options.cluster_cidrs)
     kernel = kernel or live
     if kernel:

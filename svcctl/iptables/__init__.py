@@ -7,7 +7,6 @@ from __future__ import annotations
 from ..backends import ApplyResult, Compiled, Syncer
 from ..options import Options
 from ..plan import Plan
-from . import transport
 from .layout import layout
 from .render import planned, render_ruleset
 from .xtables import Saves
@@ -16,6 +15,9 @@ __all__ = ["BACKEND"]
 
 
 class Iptables:
+    """The kernel side (transport, and with it changes, refusal, conntrack: ~2 ms of imports)
+    is imported by the methods that talk to the kernel: ``compile`` never needs it."""
+
     name = "iptables"
 
     def compile(self, plan: Plan, options: Options) -> Compiled:
@@ -23,18 +25,25 @@ class Iptables:
         return Compiled(self.name, rules, render_ruleset(rules))
 
     def apply(self, compiled: Compiled, dry_run: bool = False) -> ApplyResult:
+        from . import transport
+
         return transport.apply(compiled.rules, dry_run)
 
     def snapshot(self, options: Options) -> Saves:
         return Saves(options.iptables_mode)
 
     def diff(self, compiled: Compiled, live: Saves, raw: bool = False) -> str:
+        from . import transport
+
         return transport.diff(compiled.rules, live, raw)
 
     def delete(self, options: Options) -> tuple[str, tuple[str, ...]]:
+        from . import transport
+
         return transport.delete(options.iptables_mode)
 
     def syncer(self, options: Options) -> Syncer:
+        from . import transport
         from .syncer import Syncer
 
         transport.privileged()
