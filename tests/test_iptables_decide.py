@@ -15,7 +15,8 @@ from svcctl.iptables.decide import staged, summary, table_update
 from svcctl.iptables.frame import HOOKS, PREFIX, TableName
 from svcctl.iptables.objects import Family
 from svcctl.iptables.render import Planned, render
-from svcctl.iptables.state import TableState, listing, parse_save, saved_form, udp_frontends, udp_targets
+from svcctl.iptables.state import TableState, listing, parse_save, saved_form, udp_targets
+from svcctl.iptables.transport import udp_frontends
 from svcctl.nftables.decide import ROUTING_MAPS, udp_frontends as nft_udp_frontends
 from svcctl.options import build_options
 from svcctl.pipeline import compile_rules

@@ -14,13 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..conntrack import UdpFrontend
-from .frame import NODEPORTS, PREFIX, SERVICES, TableName
+from .frame import PREFIX, TableName
 
 _PROBABILITY = re.compile(r"(--probability )(\S+)")
 _DNAT = re.compile(r" -p (\w+) .*-j DNAT --to-destination \[?([0-9a-f.:]+?)\]?:(\d+)$")
-# A nat dispatch rule for a UDP port: `-d ADDRESS/32` (none in SVCCTL-NODEPORTS), then its port.
-_UDP_DISPATCH = re.compile(rf"-A \S+ (?:-d ([0-9a-f.:]+)/\d+ )?-p udp .* --dport (\d+) -j {PREFIX}")
 
 
 @dataclass(frozen=True)
@@ -98,17 +95,6 @@ def udp_targets(state: TableState) -> set[tuple[str, int]]:
                 match = _DNAT.search(line)
                 if match and match[1] == "udp":
                     found.add((match[2], int(match[3])))
-    return found
-
-
-def udp_frontends(version: int, nat: TableState) -> set[UdpFrontend]:
-    """The UDP ports a nat table's dispatch leads to a DNAT: its rules in SVCCTL-SERVICES (one
-    per service address and port with endpoints) and SVCCTL-NODEPORTS."""
-    found = set()
-    for line in (*nat.chains.get(SERVICES, ()), *nat.chains.get(NODEPORTS, ())):
-        match = _UDP_DISPATCH.match(line)
-        if match:
-            found.add(UdpFrontend(version, match[1] or "", int(match[2])))
     return found
 
 

@@ -13,19 +13,20 @@ lock and, against other programs, by the xtables lock (``-w``).
 from __future__ import annotations
 
 import difflib
+import re
 
 from ..backends import ApplyResult
 from ..changes import port_changes
-from ..conntrack import forget_udp_flows
+from ..conntrack import UdpFrontend, forget_udp_flows
 from ..kernel import KernelError, has_net_admin, in_throwaway_netns, locked
 from .changes import owners as live_owners
 from .changes import port_states
 from .decide import TableUpdate, staged, summary, table_update
-from .frame import TableName
+from .frame import NODEPORTS, PREFIX, SERVICES, TableName
 from .objects import Family
 from .refusal import IptablesRefused, describe
 from .render import Planned, render
-from .state import TableState, listing, parse_save, present, udp_frontends, udp_targets
+from .state import TableState, listing, parse_save, present, udp_targets
 from .xtables import NEEDS_ROOT, Mode, RestoreFailed, Saves, Xtables
 
 LOCK = "iptables"  # svcctl's own lock (svcctl.kernel.locked), for every iptables apply and delete
@@ -37,6 +38,21 @@ def privileged() -> None:
     without the privileges, as iptables itself would refuse."""
     if not has_net_admin():
         raise KernelError(NEEDS_ROOT)
+
+
+# A nat dispatch rule for a UDP port: `-d ADDRESS/32` (none in SVCCTL-NODEPORTS), then its port.
+_UDP_DISPATCH = re.compile(rf"-A \S+ (?:-d ([0-9a-f.:]+)/\d+ )?-p udp .* --dport (\d+) -j {PREFIX}")
+
+
+def udp_frontends(version: int, nat: TableState) -> set[UdpFrontend]:
+    """The UDP ports a nat table's dispatch leads to a DNAT: its rules in SVCCTL-SERVICES (one
+    per service address and port with endpoints) and SVCCTL-NODEPORTS."""
+    found = set()
+    for line in (*nat.chains.get(SERVICES, ()), *nat.chains.get(NODEPORTS, ())):
+        match = _UDP_DISPATCH.match(line)
+        if match:
+            found.add(UdpFrontend(version, match[1] or "", int(match[2])))
+    return found
 
 
 def _live(saved: dict[Family, str]) -> Live:

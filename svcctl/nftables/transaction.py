@@ -7,12 +7,13 @@ kernel (tests/fake_kernel.py) without root.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
-
-from ..conntrack import UdpFrontend
+from typing import TYPE_CHECKING, Union
 
 from .frame import FIREWALL_ALLOW, FIREWALL_IPS
 from .objects import Element, EndpointChain, ExternalChain, Family, NamedSet, Table
+
+if TYPE_CHECKING:  # the kernel side: render (and so compile) imports this module too
+    from ..conntrack import UdpFrontend
 
 
 @dataclass(frozen=True)
