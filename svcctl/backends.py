@@ -74,9 +74,11 @@ class Backend(Protocol):
     def compile(self, plan: Plan, options: Options) -> Compiled:
         """Pure: the same plan and options give the same bytes."""
 
-    def apply(self, compiled: Compiled, dry_run: bool = False) -> ApplyResult:
-        """One atomic transaction, only what changed. Raises svcctl.kernel.Refused (nothing
-        changed) or KernelError (the kernel is out of reach)."""
+    def apply(self, compiled: Compiled, dry_run: bool = False, reload: bool = False) -> ApplyResult:
+        """One atomic transaction, only what changed (``reload``: svcctl's rules rewritten whole,
+        which also repairs rules edited by hand that the back end's change detection does not
+        read). Raises svcctl.kernel.Refused (nothing changed) or KernelError (the kernel is out
+        of reach)."""
 
     def snapshot(self, options: Options) -> Any:
         """Start reading what is live (svcctl's rules of these options), to be handed to ``diff``:

@@ -81,6 +81,23 @@ def test_apply_creates_then_sends_nothing_and_diff_is_empty(netns, flavour):
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_rule_edited_by_hand_is_repaired_by_apply_and_reload_rewrites_every_chain(netns, flavour):
+    """Unlike nftables apply, an iptables apply compares every rule (iptables-save lists them
+    all at once): a rule added by hand inside svcctl's chain is taken out. --reload rewrites the
+    chains even when nothing differs."""
+    assert svcctl(netns, "apply", flavour, EXAMPLE, *NODE).returncode == 0
+    chain = next(line.split()[0][1:] for line in saved(netns, flavour).splitlines() if line.startswith(":SVCCTL-SVC-"))
+    tool = "iptables-nft" if flavour == "nft" else "iptables-legacy"
+    assert run_in(netns, tool, "-t", "nat", "-I", chain, "-j", "RETURN").returncode == 0
+    repaired = svcctl(netns, "apply", flavour, EXAMPLE, *NODE)
+    assert repaired.stdout.startswith("applied: "), repaired.stdout
+    assert svcctl(netns, "diff", flavour, EXAMPLE, *NODE).returncode == 0
+    reloaded = svcctl(netns, "apply", flavour, "--reload", EXAMPLE, *NODE)
+    assert reloaded.stdout.startswith("applied: ") and "chain(s) written" in reloaded.stdout, reloaded.stdout
+    assert svcctl(netns, "diff", flavour, EXAMPLE, *NODE).returncode == 0
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_dry_run_changes_nothing(netns, flavour, tmp_path):
     before = saved(netns, flavour)
     dry = svcctl(netns, "apply", flavour, "--dry-run", EXAMPLE, *NODE)

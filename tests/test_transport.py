@@ -210,6 +210,20 @@ def test_a_hook_chain_deleted_by_hand_is_restored_by_the_next_apply(netns):
     assert run_in(netns, SVCCTL, "diff", EXAMPLE, *NODE).returncode == 0
 
 
+def test_a_rule_edited_by_hand_inside_a_chain_is_repaired_by_apply_reload(netns):
+    """apply reads only names and elements (a chain's name hashes its rules), so it cannot see a
+    rule added inside a chain; diff reads the rules and shows it, and --reload rewrites it."""
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).returncode == 0
+    chain = next(line.split()[1] for line in listing(netns).splitlines() if line.strip().startswith("chain svc-"))
+    run_in(netns, "nft", f"insert rule ip svcctl {chain} drop")
+    assert run_in(netns, SVCCTL, "apply", EXAMPLE, *NODE).stdout == "unchanged: the kernel already holds this ruleset\n"
+    shown = run_in(netns, SVCCTL, "diff", EXAMPLE, *NODE)
+    assert shown.returncode == 1 and "-\t\tdrop" in shown.stdout, shown.stdout
+    repaired = run_in(netns, SVCCTL, "apply", "--reload", EXAMPLE, *NODE)
+    assert (repaired.returncode, repaired.stdout) == (0, "applied: reloaded whole\n"), repaired.stderr
+    assert run_in(netns, SVCCTL, "diff", EXAMPLE, *NODE).returncode == 0
+
+
 def test_reserved_table_names_are_refused_before_anything_runs(netns):
     result = run_in(netns, SVCCTL, "apply", EXAMPLE, "--table", "nat")
     assert result.returncode == 2

@@ -23,6 +23,14 @@ def apply(
     manifests: Manifests,
     options: Options,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check with the kernel and print the diff; change nothing.")] = False,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload",
+            help="Rewrite svcctl's tables whole, even where nothing seems to differ: repairs rules edited by hand inside "
+            "svcctl's nftables chains, which apply does not read. Session affinity state is kept.",
+        ),
+    ] = False,
     verbose: Verbose = False,
     all_problems: AllProblems = False,
 ) -> None:
@@ -40,7 +48,7 @@ def apply(
     inventory, plan, compiled = kept(compile_rules(read_manifests(manifests), options, options.backend))
     say_skipped(inventory, verbose)
     warn(plan)
-    result = backend(options.backend).apply(compiled, dry_run=dry_run)
+    result = backend(options.backend).apply(compiled, dry_run=dry_run, reload=reload)
     if dry_run:
         sys.stdout.write(colour.diff(result.diff) if colour.enabled(sys.stdout) else result.diff)
         typer.echo(f"dry run: the kernel accepts the ruleset; apply would send: {result.summary}", err=True)

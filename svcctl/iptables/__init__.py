@@ -24,10 +24,10 @@ class Iptables:
         rules = planned(layout(plan), options.iptables_mode)
         return Compiled(self.name, rules, render_ruleset(rules))
 
-    def apply(self, compiled: Compiled, dry_run: bool = False) -> ApplyResult:
+    def apply(self, compiled: Compiled, dry_run: bool = False, reload: bool = False) -> ApplyResult:
         from . import transport
 
-        return transport.apply(compiled.rules, dry_run)
+        return transport.apply(compiled.rules, dry_run, reload)
 
     def snapshot(self, options: Options) -> Saves:
         return Saves(options.iptables_mode)

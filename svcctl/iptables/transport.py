@@ -133,18 +133,18 @@ def _diff(live: Live, plan: Planned, raw: bool = False) -> str:
     return head + "".join(difflib.unified_diff(before, after, fromfile="live", tofile="planned"))
 
 
-def apply(plan: Planned, dry_run: bool = False) -> ApplyResult:
-    """Make the tables hold ``plan``, sending only the tables that differ. With ``dry_run``
-    nothing changes: the whole ruleset is loaded into a throwaway namespace, what apply would
-    send is checked with iptables-restore --test, and the diff is returned. Raises
-    IptablesRefused (nothing changed) or KernelError."""
+def apply(plan: Planned, dry_run: bool = False, reload: bool = False) -> ApplyResult:
+    """Make the tables hold ``plan``, sending only the tables that differ (``reload``: every
+    chain rewritten). With ``dry_run`` nothing changes: the whole ruleset is loaded into a
+    throwaway namespace, what apply would send is checked with iptables-restore --test, and the
+    diff is returned. Raises IptablesRefused (nothing changed) or KernelError."""
     privileged()
     with locked(LOCK):
         xt, saved = Saves(plan.mode).choose()
         live = _live(saved)
         if not dry_run:
-            return send(xt, plan, live)
-        updates, said = _decide(xt, plan, live)
+            return send(xt, plan, live, reload)
+        updates, said = _decide(xt, plan, live, reload)
         _prove(xt, plan)
         # --test on the live tables; not on a table that does not exist yet: iptables-legacy
         # would create it to test against (the throwaway namespace has proven those).

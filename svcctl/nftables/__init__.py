@@ -25,10 +25,10 @@ class Nftables:
         ruleset = layout(plan, options.table)
         return Compiled(self.name, ruleset, render_ruleset(ruleset))
 
-    def apply(self, compiled: Compiled, dry_run: bool = False) -> ApplyResult:
+    def apply(self, compiled: Compiled, dry_run: bool = False, reload: bool = False) -> ApplyResult:
         from . import transport
 
-        return transport.apply(compiled.rules, dry_run)
+        return transport.apply(compiled.rules, dry_run, reload)
 
     def snapshot(self, options: Options) -> Listing:
         from . import transport
