@@ -13,6 +13,7 @@ would treat them otherwise:
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
@@ -66,27 +67,43 @@ def _forget_bypassing(tool: str, frontends: tuple[UdpFrontend, ...]) -> tuple[Ud
     rare, each deleted by its exact tuple. Returns the frontends that had some."""
     hit: set[UdpFrontend] = set()
     for version in sorted({f.version for f in frontends}):
-        for flow, frontend in bypassing(_conntrack(tool, version, "-L"), [f for f in frontends if f.version == version]):
+        wanted = [f for f in frontends if f.version == version]
+        node = _node_addresses(version) if any(not f.address for f in wanted) else set()
+        for flow, frontend in bypassing(_conntrack(tool, version, "-L"), wanted, node):
             hit.add(frontend)
             src, dst, sport, dport = flow
             _conntrack(tool, version, "-D", "--orig-src", src, "--orig-dst", dst, "--orig-port-src", sport, "--orig-port-dst", dport)
     return tuple(sorted(hit))
 
 
-def bypassing(listing: str, frontends: list[UdpFrontend]) -> list[tuple[tuple[str, str, str, str], UdpFrontend]]:
+def bypassing(listing: str, frontends: list[UdpFrontend], node: set[str]) -> list[tuple[tuple[str, str, str, str], UdpFrontend]]:
     """The flows of a ``conntrack -L -p udp`` listing sent to one of these frontends (of one
-    family) and answered from where they were sent: not DNATed. Each as its original tuple
-    (source, destination, source port, destination port) with the frontend it bypassed."""
+    family) and answered from where they were sent: not DNATed. A NodePort's are those sent to
+    one of the ``node``'s addresses (flows the node forwards may have that port too). Each as
+    its original tuple (source, destination, source port, destination port) with the frontend
+    it bypassed."""
     wanted = {(_canonical(f.address) if f.address else "", f.port): f for f in frontends}
     found = []
     for flow in _FLOW.finditer(listing):
         src, dst, sport, dport, reply_src, reply_sport = flow.groups()
         if reply_sport != dport or _canonical(reply_src) != _canonical(dst):
             continue  # DNATed: the rules took it
-        frontend = wanted.get((_canonical(dst), int(dport))) or wanted.get(("", int(dport)))
+        to = _canonical(dst)
+        frontend = wanted.get((to, int(dport))) or (wanted.get(("", int(dport))) if to in node else None)
         if frontend is not None:
             found.append(((src, dst, sport, dport), frontend))
     return found
+
+
+def _node_addresses(version: int) -> set[str]:
+    """The node's own addresses of one family, loopback ones left out (NodePorts do not answer
+    on them). Empty if iproute2's ``ip`` cannot tell: then no NodePort flow is deleted."""
+    done = subprocess.run(["ip", "-j", f"-{version}", "address", "show"], capture_output=True, text=True, check=False)
+    try:
+        links = json.loads(done.stdout or "[]")
+    except ValueError:
+        return set()
+    return {_canonical(a["local"]) for link in links for a in link.get("addr_info", ()) if a.get("scope") != "host" and "local" in a}
 
 
 def _canonical(address: str) -> str:
@@ -95,6 +112,7 @@ def _canonical(address: str) -> str:
 
 
 def _conntrack(tool: str, version: int, command: str, *selection: str) -> str:
-    family = ["-f", "ipv6"] if version == 6 else []
+    # Always with the family: without -f, conntrack 1.4.7 lists both.
+    family = ["-f", "ipv6" if version == 6 else "ipv4"]
     done = subprocess.run([tool, command, *family, "-p", "udp", *selection], capture_output=True, text=True, check=False)
     return done.stdout

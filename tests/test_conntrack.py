@@ -20,16 +20,22 @@ udp      17 29 src=fd00:50::2 dst=fd00:10:96::60 sport=40053 dport=53 [UNREPLIED
 def test_flows_to_a_new_frontend_that_were_not_dnated_are_chosen() -> None:
     external, node_port = UdpFrontend(4, "198.51.100.60", 53), UdpFrontend(4, "", 30053)
     cluster_ip = UdpFrontend(4, "10.96.0.60", 53)
-    assert bypassing(LISTING, [external, node_port, cluster_ip]) == [
+    assert bypassing(LISTING, [external, node_port, cluster_ip], {"192.168.50.1", "10.244.1.1"}) == [
         (("192.168.50.2", "198.51.100.60", "40053", "53"), external),
-        (("192.168.50.3", "192.168.50.1", "40053", "30053"), node_port),  # a NodePort: on any address
+        (("192.168.50.3", "192.168.50.1", "40053", "30053"), node_port),  # a NodePort: on any node address
     ]  # not the DNATed flow to 10.96.0.60, nor those to other ports
+
+
+def test_a_node_port_flow_counts_only_when_sent_to_the_node() -> None:
+    """A flow the node forwards (here to 192.168.50.1 as another host) may have the NodePort's
+    port too; it is no NodePort flow."""
+    assert bypassing(LISTING, [UdpFrontend(4, "", 30053)], {"10.244.1.1"}) == []
 
 
 def test_ipv6_addresses_match_however_the_manifest_spells_them() -> None:
     frontend = UdpFrontend(6, "FD00:10:96:0::60", 53)
-    assert bypassing(LISTING6, [frontend]) == [(("fd00:50::2", "fd00:10:96::60", "40053", "53"), frontend)]
+    assert bypassing(LISTING6, [frontend], set()) == [(("fd00:50::2", "fd00:10:96::60", "40053", "53"), frontend)]
 
 
 def test_nothing_is_chosen_without_frontends() -> None:
-    assert bypassing(LISTING, []) == []
+    assert bypassing(LISTING, [], {"192.168.50.1"}) == []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import NODE_IP4, Lab
+from lab import NODE_IP4, NODE_IP6, Lab
 from scenarios import Svcctl, backend_fixture  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -119,4 +119,25 @@ def test_udp_flows_that_began_before_their_service_are_cleared(tmp_path, backend
         assert "cleared UDP conntrack entries that bypassed 1 new Service port(s)" in result.stderr
         assert flows(lab, *bypassing) == 0
         assert lab.datagram("client", *to) == "pod-a"
+        assert svcctl.delete().returncode == 0
+
+
+def test_a_new_udp_node_port_leaves_flows_it_does_not_take_alone(tmp_path, backend):
+    """Flows that merely share the new NodePort's port stay: one of the other family (the
+    Service is IPv4 only) and one the node forwards (pod-a to a client host, not to the node)."""
+    with Lab(pods=("pod-a",), clients=("client",)) as lab:
+        svcctl = Svcctl(lab, tmp_path, backend)
+        path = tmp_path / "dns.yaml"
+        lab.nft(FIREWALL)
+        client = lab.clients["client"].ip4
+        lab.datagram("client", NODE_IP6, 30053, answer=False)
+        lab.datagram("pod-a", client, 30053, answer=False)
+        other_family = ["-f", "ipv6", "--orig-dst", NODE_IP6, "--reply-src", NODE_IP6]
+        forwarded = ["--orig-dst", client, "--orig-port-dst", "30053"]
+        assert (flows(lab, *other_family), flows(lab, *forwarded)) == (1, 1)
+
+        path.write_text(manifest(lab.pods["pod-a"].ip4, frontend="NodePort"))
+        result = lab.node_exec([SVCCTL, "apply", *svcctl.backend_args(), str(path), "--node-name", "node-1", "-v"])
+        assert "bypassed" not in result.stderr
+        assert (flows(lab, *other_family), flows(lab, *forwarded)) == (1, 1)
         assert svcctl.delete().returncode == 0
