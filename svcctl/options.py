@@ -164,7 +164,7 @@ def _convert(key: str, value: Any) -> Any:
             raise ValueError(f'"{value}" is not a valid zone (a label value: at most 63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)')
         return value
     if key == "service-node-port-range":
-        match = re.fullmatch(r"(\d+)-(\d+)", str(value).strip())
+        match = re.fullmatch(r"([0-9]+)-([0-9]+)", str(value).strip())  # not \d: other scripts' digits
         if not match or not 1 <= int(match[1]) <= int(match[2]) <= 65535:
             raise ValueError(f'"{value}" is not a port range like 30000-32767')
         return NodePortRange(int(match[1]), int(match[2]))

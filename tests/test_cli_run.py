@@ -13,7 +13,9 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "soon", "1x", "s", "1s2", "-1s"])
+# Not Go durations either: not a number ("nan", "inf"), an exponent, other scripts' digits,
+# longer than Go's int64 nanoseconds.
+@pytest.mark.parametrize("text", ["", "soon", "1x", "s", "1s2", "-1s", "nan", "inf", "1e400", "1e3", "１s", "３０", "9999999999999h"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -23,7 +25,7 @@ def test_addresses() -> None:
     assert split_address("127.0.0.1:10256") == ("127.0.0.1", 10256)
     assert split_address("[::1]:10249") == ("::1", 10249)
     assert split_address(":10256") == ("0.0.0.0", 10256)
-    for bad in ("10256", "host:port", "h:0", "h:70000"):
+    for bad in ("10256", "host:port", "h:0", "h:70000", "h:１０２５６", "h:²"):
         with pytest.raises(ValueError):
             split_address(bad)
 
@@ -32,6 +34,9 @@ def test_addresses() -> None:
     (["--sync-period", "soon"], '"soon" is not a duration'),
     (["--sync-period", "0"], "--sync-period must be more than 0"),
     (["--min-sync-period", "1y"], '"1y" is not a duration'),
+    (["--sync-period", "nan"], '"nan" is not a duration'),
+    (["--sync-period", "1e400"], '"1e400" is not a duration'),
+    (["--sync-period", "300000000000s"], '"300000000000s" is longer than a duration can be'),
     (["--metrics-addr", "10249"], "is not an address"),
     (["--log-format", "xml"], '"xml" is not one of text, json'),
 ])

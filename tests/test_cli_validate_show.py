@@ -262,6 +262,7 @@ def test_show_invalid_input_exits_2(write, run_cli):
         (["--service-cidr", "10.0.0.0/8", "--service-cidr", "11.0.0.0/8"], "command line: service-cidr: at most one range per IP family"),
         (["--service-node-port-range", "5-3"], 'command line: service-node-port-range: "5-3" is not a port range like 30000-32767'),
         (["--service-node-port-range", "30000"], 'command line: service-node-port-range: "30000" is not a port range like 30000-32767'),
+        (["--service-node-port-range", "３００００-３２７６７"], 'command line: service-node-port-range: "３００００-３２７６７" is not a port range like 30000-32767'),
         (["--node-name", "Bad_Name"], 'command line: node-name: "Bad_Name" is not a valid node name (a DNS-1123 subdomain)'),
     ],
 )

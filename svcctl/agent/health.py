@@ -78,7 +78,7 @@ async def serve(host: str | None, port: int, handler: Handler) -> asyncio.Server
 def split_address(text: str) -> tuple[str, int]:
     """``H:P`` or ``[H6]:P`` -> (host, port). Raises ValueError."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:  # isdigit alone: "²"
         raise ValueError(f'"{text}" is not an address like 127.0.0.1:10256 or [::1]:10256')
     return host.strip("[]") or "0.0.0.0", int(port)
 

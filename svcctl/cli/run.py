@@ -22,22 +22,27 @@ if TYPE_CHECKING:
     from ..agent.loop import Agent
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# ASCII digits only: \d and float() also take other scripts' digits ("１s"), and float() "nan",
+# "inf" and "1e400", which Go's time.ParseDuration refuses.
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_DURATION = re.compile(rf"({_NUMBER})(ns|us|µs|ms|s|m|h)")
+_SECONDS = re.compile(_NUMBER)
+_LONGEST = (2**63 - 1) / 1e9  # Go's time.Duration: int64 nanoseconds, about 292 years
 
 
 def parse_duration(text: str) -> float:
     """A duration as Go (and kube-proxy's flags) write it: ``100ms``, ``1s``, ``1m30s``; a bare
     number is seconds. Raises ValueError."""
     text = text.strip()
-    try:
+    if _SECONDS.fullmatch(text):
         seconds = float(text)
-    except ValueError:
+    else:
         parts = _DURATION.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f'"{text}" is not a duration like 100ms, 1s, 30s or 1m') from None
+            raise ValueError(f'"{text}" is not a duration like 100ms, 1s, 30s or 1m')
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds < 0:
-        raise ValueError(f'"{text}" is negative')
+    if seconds > _LONGEST:
+        raise ValueError(f'"{text}" is longer than a duration can be (about 292 years)')
     return seconds
 
 
