@@ -14,7 +14,7 @@ from typing import Any
 
 from . import formats
 from .load import Source, parse_yaml_document
-from .problems import InvalidInput, Problem
+from .problems import InvalidInput, Problem, show_value
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -133,7 +133,14 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+# Settings that are words: a config file's `node-name: 5` or `node-zone: true` is no string
+# (flags always are).
+_WORDS = frozenset({"table", "node-name", "node-zone", "backend", "iptables-mode"})
+
+
 def _convert(key: str, value: Any) -> Any:
+    if key in _WORDS and not isinstance(value, str):
+        raise ValueError(f"Invalid value: {show_value(value)}: must be a string")
     if key in ("cluster-cidr", "nodeport-addresses", "service-cidr"):
         nets = []
         for item in _as_list(value):
@@ -150,17 +157,17 @@ def _convert(key: str, value: Any) -> Any:
             raise ValueError("must be true or false")
         return value
     if key == "table":
-        if not isinstance(value, str) or not _TABLE_NAME.match(value):
+        if not _TABLE_NAME.match(value):
             raise ValueError(f'"{value}" is not a valid table name (lower case letters, digits and "_", at most 31, starting with a letter)')
         if value in _RESERVED_TABLES:
             raise ValueError(f'"{value}" is the name of other tools\' tables or an nft keyword: choose another')
         return value
     if key == "node-name":
-        if not isinstance(value, str) or formats.dns1123_subdomain(value):
+        if formats.dns1123_subdomain(value):
             raise ValueError(f'"{value}" is not a valid node name (a DNS-1123 subdomain)')
         return value
     if key == "node-zone":
-        if not isinstance(value, str) or formats.label_value(value):
+        if formats.label_value(value):
             raise ValueError(f'"{value}" is not a valid zone (a label value: at most 63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)')
         return value
     if key == "service-node-port-range":

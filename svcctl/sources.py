@@ -33,6 +33,11 @@ class _Unreadable(Exception):
     """An input that is not read, and why (the message of its problem)."""
 
 
+class _NotAFile(_Unreadable):
+    def __init__(self) -> None:
+        super().__init__("not a regular file or a pipe")
+
+
 class _Budget:
     """What is left of MAX_INPUT_BYTES for the inputs of this run."""
 
@@ -93,8 +98,8 @@ def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str 
         problems.append(Problem("no such file or directory", file=name))
     except OSError as err:
         problems.append(Problem(f"cannot read: {err.strerror or err}", file=name))
-    except _Unreadable as err:
-        problems.append(Problem(str(err), file=name))
+    except _Unreadable as err:  # `-` is standard input for manifests (not for --config)
+        problems.append(Problem(f"{err} (use - for standard input)" if isinstance(err, _NotAFile) else str(err), file=name))
     except UnicodeDecodeError as err:
         problems.append(_not_utf8(name, err))
     else:
@@ -140,7 +145,7 @@ def _read_file(path: str, budget: _Budget) -> bytes:
         elif stat.S_ISREG(info.st_mode):
             first = b""
         else:
-            raise _Unreadable("not a regular file or a pipe (use - for standard input)")
+            raise _NotAFile()
         os.set_blocking(fd, True)
         # A regular file in one read of its size (and one more to see its end: it may have grown).
         chunks = [budget.take(first)] if first else []

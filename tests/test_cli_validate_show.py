@@ -294,6 +294,13 @@ def test_bad_config_files(write, run_cli, tmp_path):
     run = run_cli("show", "--config", not_a_map, manifest)
     assert (run.code, run.err) == (2, f"{not_a_map}: a config file must be a mapping of settings\n")
 
+    run = run_cli("show", "--config", str(tmp_path), manifest)
+    assert (run.code, run.err) == (2, f"{tmp_path}: cannot read config: not a regular file or a pipe\n")
+
+    words = write("node-name: 5\nnode-zone: true\n", "words.yaml")
+    run = run_cli("show", "--config", words, manifest)
+    assert (run.code, run.err) == (2, f"{words}: node-name: Invalid value: 5: must be a string\n{words}: node-zone: Invalid value: true: must be a string\n")
+
     bad_value = write("service-cidr: nonsense\n", "value.yaml")
     run = run_cli("show", "--config", bad_value, manifest)
     assert (run.code, run.err) == (2, f'{bad_value}: service-cidr: "nonsense" is not a CIDR (e.g. 10.244.0.0/16 or fd00:244::/56)\n')
@@ -427,7 +434,7 @@ def test_a_hostile_config_file_is_one_line_like_a_manifest(write, run_cli, tmp_p
     run = run_cli("validate", "--config", str(latin1), manifest)
     assert (run.code, run.err) == (2, f"{latin1}:1:13: invalid UTF-8: byte 0xe9 (manifests are UTF-8 text)\n")
     run = run_cli("validate", "--config", "/dev/zero", manifest)
-    assert (run.code, run.err) == (2, "/dev/zero: cannot read config: not a regular file or a pipe (use - for standard input)\n")
+    assert (run.code, run.err) == (2, "/dev/zero: cannot read config: not a regular file or a pipe\n")
 
 
 def test_show_as_yaml_is_the_json_data(write, run_cli) -> None:
