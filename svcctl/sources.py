@@ -56,6 +56,7 @@ def read_manifests(manifests: list[str]) -> Inputs:
     sources: list[Source] = []
     problems: list[Problem] = []
     budget = _Budget()
+    seen: set[tuple[int, ...]] = set()  # a file named twice (a directory and a file in it) is read once
     for arg in manifests:
         if arg == "-":
             _add(sources, problems, "-", None, lambda: _read_stdin(budget))
@@ -75,6 +76,11 @@ def read_manifests(manifests: list[str]) -> Inputs:
         else:
             files = [path]
         for file in files:
+            identity = _identity(str(file))
+            if identity is not None:
+                if identity[:2] in seen:
+                    continue
+                seen.add(identity[:2])
             _add(sources, problems, show_file(str(file)), file.suffix, lambda f=file: _read_file(str(f), budget), str(file))  # type: ignore[misc]
     return Inputs(sources, problems)
 

@@ -445,3 +445,12 @@ def test_show_as_yaml_is_the_json_data(write, run_cli) -> None:
     as_yaml = run_cli("show", "-o", "yaml", "--node-name", "node-a", path)
     assert as_yaml.code == 0 and yaml.safe_load(as_yaml.out) == as_json
     assert as_yaml.out.startswith("- namespace: shop\n  name: db\n")
+
+
+def test_a_file_named_twice_is_read_once(write, run_cli, tmp_path) -> None:
+    """By its directory and by its path (or two spellings of it): its objects are not each
+    other's duplicates; the output is that of the file alone."""
+    path = write(GOOD, "dir/m.yaml")
+    alone = run_cli("show", "-o", "json", "--node-name", "node-a", path)
+    twice = run_cli("show", "-o", "json", "--node-name", "node-a", str(tmp_path / "dir"), path, str(tmp_path / "dir" / ".." / "dir" / "m.yaml"))
+    assert (twice.code, twice.err, twice.out) == (0, "", alone.out) and alone.out
