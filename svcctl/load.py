@@ -553,7 +553,8 @@ def _collect(
     objects: list[RawObject],
     problems: list[Problem],
 ) -> None:
-    """Add one document's objects: the document itself, or the items of a ``kind: List``."""
+    """Add one document's objects: the document itself, or the items of a ``kind: List`` (and
+    of Lists among them, as kubectl flattens them; their items are located at the inner List)."""
     if data is None:  # an empty document (a stray ``---``)
         return
     # start < 0 (the fast path): each object's origin is found when asked for (Origin.span).
@@ -575,7 +576,7 @@ def _collect(
             if isinstance(item, dict):
                 if implied and not ("kind" in item and "apiVersion" in item):
                     item = {**implied, **item}
-                objects.append(RawObject(item, Origin(source, s, e, index=len(objects))))
+                _collect(item, source, s, e, None, objects, problems)
             elif item is not None:
                 problems.append(Problem("must be an object", ("items", i), origin=origin))
         return

@@ -121,6 +121,35 @@ def test_kind_list_items(write):
     ]
 
 
+NESTED = """
+    apiVersion: v1
+    kind: List
+    items:
+    - apiVersion: v1
+      kind: List
+      items:
+      - apiVersion: v1
+        kind: Service
+        metadata: {name: inner}
+    - apiVersion: v1
+      kind: Service
+      metadata: {name: outer}
+    """
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_lists_inside_a_list_are_flattened_as_kubectl_does(write, as_json):
+    """kubectl's builder flattens Lists inside Lists; their items are located at the inner List
+    (line 4 in YAML), on the exact path and on JSON's fast one alike."""
+    import yaml
+
+    text = json.dumps(yaml.safe_load(dedent(NESTED)), indent=2) if as_json else NESTED
+    path = write(text, "nested.json" if as_json else "nested.yaml")
+    objects, problems = load([path])
+    assert problems == []
+    assert [(o.data["metadata"]["name"], o.origin.line) for o in objects] == [("inner", 5 if as_json else 4), ("outer", 18 if as_json else 10)]
+
+
 def test_typed_list_items_get_kind_and_api_version(write):
     path = write(
         """
