@@ -97,6 +97,16 @@ def test_one_endpoint_changed_sends_one_chain_and_its_elements() -> None:
     assert decided.summary == "ip: 2 chain(s) added, 2 removed, 4 element change(s)"
 
 
+def test_an_affinity_set_deleted_by_hand_comes_back_and_the_summary_says_so() -> None:
+    kernel = FakeKernel("web.json")
+    table = kernel.tables[("ip", "svcctl")]
+    gone = next(name for name in table.sets if name.startswith("aff-"))
+    del table.sets[gone]
+    decided = decide(kernel, example())
+    assert kinds(decided) == ["add_objects"] and [s.name for s in decided.operations[0].sets] == [gone]
+    assert decided.summary == "ip: 0 chain(s) added, 0 removed, 0 element change(s), affinity sets: 1 added, 0 removed"
+
+
 def test_a_hook_chain_deleted_by_hand_is_reloaded_in_place() -> None:
     decided = converge(FakeKernel("web-hook-deleted.json"), example())
     assert kinds(decided) == ["load_table", "load_table"]  # no delete table: affinity state stays

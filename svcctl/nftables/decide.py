@@ -119,10 +119,16 @@ def _new_udp_frontends(t: Table, live: LiveTable, hooked: bool) -> set[UdpFronte
 
 
 def describe(ops: list[Operation]) -> str:
+    """What an update sends, in a few words: chains and elements, and the session-affinity sets
+    when some come or go (a set deleted by hand comes back alone: the summary must not read
+    as if nothing was sent)."""
     added = sum(len(o.endpoint_chains) + len(o.external_chains) for o in ops if isinstance(o, AddObjects))
     removed = sum(isinstance(o, DeleteChain) for o in ops)
     elements = sum(len(o.elements) for o in ops if isinstance(o, (AddElements, DeleteElements)))
-    return f"{added} chain(s) added, {removed} removed, {elements} element change(s)"
+    sets_added = sum(len(o.sets) for o in ops if isinstance(o, AddObjects))
+    sets_removed = sum(isinstance(o, DeleteSet) for o in ops)
+    sets = f", affinity sets: {sets_added} added, {sets_removed} removed" if sets_added or sets_removed else ""
+    return f"{added} chain(s) added, {removed} removed, {elements} element change(s){sets}"
 
 
 def transaction(ruleset: Ruleset, live: list[LiveTable], frames: dict[str, str], reload: bool = False) -> Transaction:
