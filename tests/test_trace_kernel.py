@@ -177,6 +177,8 @@ AGREEMENT = [
     ("clusterip-cascade", "10.96.0.99:80", "10.244.1.11", Protocol.TCP),  # unallocated: drop
     ("clusterip-cascade", "192.0.2.9:80", None, Protocol.TCP),  # untouched
     ("clusterip-cascade", "127.0.0.1:30000", "node", Protocol.TCP),  # loopback: untouched
+    ("clusterip-cascade", "10.96.0.10:80", "node:127.0.0.1", Protocol.TCP),  # DNATed, then dropped by routing: no masquerade
+    ("etp-local", "192.168.1.1:30081", "node:127.0.0.1", Protocol.TCP),  # the same by a NodePort
     ("etp-local", "198.51.100.80:80", None, Protocol.TCP),
     ("etp-local", "198.51.100.80:80", "10.244.3.3", Protocol.TCP),
     ("etp-local", "192.168.1.1:30081", "node", Protocol.TCP),

@@ -263,6 +263,16 @@ def test_node_ports_answer_on_every_local_address_but_loopback() -> None:
     assert flow(p, "192.168.0.2:30009") == ("untouched", (), False)
 
 
+def test_a_loopback_source_is_dnated_but_never_masqueraded() -> None:
+    """IPv4 from 127.0.0.0/8: the rules DNAT it, then the kernel's second route lookup drops it
+    before nat postrouting (route_localnet is 0). IPv6 from ::1 leaves the node and is masqueraded."""
+    p = plan_of(NODEPORT, cluster_cidr=["10.0.0.0/8", "fd00:10::/32"])
+    assert flow(p, "192.168.0.2:30001", "node:127.0.0.1") == dnat("10.180.0.1:80", "10.180.1.1:80", masq=False)
+    t = follow(p, "192.168.0.2:30001", "node:127.0.0.1")
+    assert t.reasons[-1].startswith("routing: after DNAT the kernel routes no IPv4 packet from a loopback address off the node")
+    assert flow(p, "[2001:db8::1]:30001", "node:::1") == dnat("[fd00:10:180::1]:80", masq=True)
+
+
 def test_nodeport_addresses_restrict_node_ports_per_family() -> None:
     p = plan_of(NODEPORT, nodeport_addresses=["192.168.0.0/24"])
     assert flow(p, "192.168.0.2:30001")[0] == "dnat"

@@ -25,6 +25,7 @@ makes from the same plan; ``svcctl trace --kernel`` checks it against the kernel
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -129,6 +130,9 @@ class _Walk:
         self.dnat = "nat output" if local else "nat prerouting"
         self.filter = "filter output" if local else "filter forward"  # set to input for node addresses
         self.node_address = False
+        # IPv4 only: Linux routes an IPv6 packet from ::1 off the node (masquerade then gives it
+        # the node's address), an IPv4 one from 127.0.0.0/8 not (measured, Linux 6.18).
+        self.loopback_source = local and fp.version == 4 and bool(_inside(packet.source, (LOOPBACK[4],)))
 
     def say(self, where: str, what: str) -> None:
         self.reasons.append(f"{where}: {what}")
@@ -167,7 +171,16 @@ class _Walk:
                 return finish(Verdict.UNTOUCHED)
             return finish(verdict)
         candidates = self.pick(group, marked)
-        self.postrouting(candidates, marked)
+        if self.loopback_source:
+            # The rules DNAT it; the kernel then drops it at the second route lookup (the probes
+            # of --kernel, sent raw, see exactly that: DNAT, no postrouting).
+            self.say("routing", "after DNAT the kernel routes no IPv4 packet from a loopback address off the node "
+                     "(net.ipv4.conf.*.route_localnet is 0): dropped before nat postrouting, unless the endpoint is one "
+                     "of this node's own addresses; a real connection from 127.0.0.1 to a Service address fails at once "
+                     "(connect() gives EINVAL)")
+            candidates = tuple(dataclasses.replace(c, masquerade=False) for c in candidates)
+        else:
+            self.postrouting(candidates, marked)
         return finish(Verdict.DNAT, candidates, group.affinity_timeout, group.hints)
 
     def source(self) -> None:
