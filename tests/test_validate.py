@@ -759,6 +759,16 @@ def test_an_object_that_does_not_type_check_still_has_its_name_checked():
     ]
 
 
+def test_a_type_error_in_metadata_leaves_the_rest_of_it_checked():
+    bad = service(name="Bad_Name")
+    bad["metadata"]["labels"] = [1]
+    assert sorted(check(bad)) == [
+        "Service default/Bad_Name: metadata.labels: Invalid value: list: must be an object",
+        "Service default/Bad_Name: metadata.name: Invalid value: \"Bad_Name\": a DNS-1035 label must consist of lower case "
+        "alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
+    ]
+
+
 # ---- user text in messages -----------------------------------------------------------------
 
 

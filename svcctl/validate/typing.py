@@ -90,10 +90,16 @@ def _check_meta_alone(model: type[Any], data: dict[str, Any], origin: Origin, pr
     labels too, so that these problems come in the same run as the type errors."""
     meta_model = model.model_fields["metadata"].annotation
     raw = data.get("metadata")
+    raw = raw if isinstance(raw, dict) else {}
     try:
-        meta = meta_model.model_validate(raw if isinstance(raw, dict) else {})
-    except ValidationError:
-        return  # its problems are among the type errors already reported
+        meta = meta_model.model_validate(raw)
+    except ValidationError as err:
+        # Check what is well typed: the fields with type errors (reported already) left out.
+        wrong = {e["loc"][0] for e in err.errors() if e["loc"]}
+        try:
+            meta = meta_model.model_validate({k: v for k, v in raw.items() if k not in wrong})
+        except ValidationError:
+            return
     named = _Named(data["kind"], object_ref(model, meta.namespace, meta.name))
     check_meta(meta, Reporter(Entry(named, origin), problems), model)
 
