@@ -553,8 +553,10 @@ def _collect(
     objects: list[RawObject],
     problems: list[Problem],
 ) -> None:
-    """Add one document's objects: the document itself, or the items of a ``kind: List`` (and
-    of Lists among them, as kubectl flattens them; their items are located at the inner List)."""
+    """Add one document's objects: the document itself, or the items of a ``kind: List`` and of
+    Lists among them, as kubectl's builder flattens them (their items are located at the inner
+    List). Each List is expanded once: a YAML alias may name one again, inside itself or many
+    times over (a few hundred bytes would otherwise stand for endless or billions of objects)."""
     if data is None:  # an empty document (a stray ``---``)
         return
     # start < 0 (the fast path): each object's origin is found when asked for (Origin.span).
@@ -562,25 +564,51 @@ def _collect(
     if not isinstance(data, dict):
         problems.append(Problem("a manifest must be a mapping (an object with apiVersion and kind)", origin=origin))
         return
-    kind = data.get("kind")
-    if isinstance(kind, str) and kind.endswith("List") and "items" in data:
-        items = data["items"]
-        if not isinstance(items, list):
-            problems.append(Problem("must be a list", ("items",), origin=origin))
-            return
-        spans = item_spans if item_spans is not None and len(item_spans) == len(items) else [(start, end)] * len(items)
-        # A typed list (ServiceList, as the API returns it) may leave out its items' kind and apiVersion.
-        item_kind = kind[: -len("List")]
-        implied = {"kind": item_kind, "apiVersion": data.get("apiVersion")} if item_kind else {}
-        for i, (item, (s, e)) in enumerate(zip(items, spans)):
-            if isinstance(item, dict):
-                if implied and not ("kind" in item and "apiVersion" in item):
-                    item = {**implied, **item}
-                _collect(item, source, s, e, None, objects, problems)
-            elif item is not None:
-                problems.append(Problem("must be an object", ("items", i), origin=origin))
+    if not _is_list(data):
+        objects.append(RawObject(data, origin))
         return
-    objects.append(RawObject(data, origin))
+    expanded = {id(data)}
+    lists = [_list_items(data, start, end, item_spans, origin, problems)]  # depth first: text order
+    while lists:
+        found = next(lists[-1], None)
+        if found is None:
+            lists.pop()
+            continue
+        item, s, e = found
+        at = Origin(source, s, e, index=len(objects))
+        if not _is_list(item):
+            objects.append(RawObject(item, at))
+        elif id(item) in expanded:
+            problems.append(Problem("a List that is given again by a YAML alias: its items are read once", origin=at))
+        else:
+            expanded.add(id(item))
+            lists.append(_list_items(item, s, e, None, at, problems))
+
+
+def _is_list(data: dict[str, Any]) -> bool:
+    kind = data.get("kind")
+    return isinstance(kind, str) and kind.endswith("List") and "items" in data
+
+
+def _list_items(
+    data: dict[str, Any], start: int, end: int, item_spans: list[tuple[int, int]] | None, origin: Origin, problems: list[Problem]
+) -> Iterator[tuple[dict[str, Any], int, int]]:
+    """A List's items that are objects, with their spans; a problem for each that is not."""
+    items = data["items"]
+    if not isinstance(items, list):
+        problems.append(Problem("must be a list", ("items",), origin=origin))
+        return
+    spans = item_spans if item_spans is not None and len(item_spans) == len(items) else [(start, end)] * len(items)
+    # A typed list (ServiceList, as the API returns it) may leave out its items' kind and apiVersion.
+    item_kind = data["kind"][: -len("List")]
+    implied = {"kind": item_kind, "apiVersion": data.get("apiVersion")} if item_kind else {}
+    for i, (item, (s, e)) in enumerate(zip(items, spans)):
+        if isinstance(item, dict):
+            if implied and not ("kind" in item and "apiVersion" in item):
+                item = {**implied, **item}
+            yield item, s, e
+        elif item is not None:
+            problems.append(Problem("must be an object", ("items", i), origin=origin))
 
 
 def parse(inputs: Inputs) -> tuple[list[RawObject], list[Problem]]:

@@ -150,6 +150,18 @@ def test_lists_inside_a_list_are_flattened_as_kubectl_does(write, as_json):
     assert [(o.data["metadata"]["name"], o.origin.line) for o in objects] == [("inner", 5 if as_json else 4), ("outer", 18 if as_json else 10)]
 
 
+def test_a_list_named_again_by_an_alias_is_expanded_once(write):
+    """A List holding itself, and Lists of aliases to Lists of aliases (each level ten times the
+    last: a million objects from a few hundred bytes): each List's items are read once."""
+    cycle = write("apiVersion: v1\nkind: List\nitems:\n- &a {apiVersion: v1, kind: List, items: [*a]}\n", "cycle.yaml")
+    objects, problems = load([cycle])
+    assert objects == [] and [p.render() for p in problems] == [f"{cycle}:4: a List that is given again by a YAML alias: its items are read once"]
+    levels = ["apiVersion: v1", "kind: List", "items:", "- &l0 {apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: Service, metadata: {name: s}}]}"]
+    levels += [f"- &l{d} {{apiVersion: v1, kind: List, items: [{', '.join([f'*l{d - 1}'] * 10)}]}}" for d in range(1, 7)]
+    objects, problems = load([write("\n".join(levels) + "\n", "aliases.yaml")])
+    assert [o.data["metadata"]["name"] for o in objects] == ["s"] and len(problems) == 60
+
+
 def test_typed_list_items_get_kind_and_api_version(write):
     path = write(
         """
