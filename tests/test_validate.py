@@ -767,6 +767,13 @@ def test_a_type_error_in_metadata_leaves_the_rest_of_it_checked():
         "Service default/Bad_Name: metadata.name: Invalid value: \"Bad_Name\": a DNS-1035 label must consist of lower case "
         "alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
     ]
+    wrong_name = service(name=5)  # type: ignore[arg-type]
+    wrong_name["metadata"]["namespace"] = "-ns"
+    assert sorted(check(wrong_name)) == [
+        "Service -ns/: metadata.name: Invalid value: 5: must be a string",  # not also "Required value"
+        "Service -ns/: metadata.namespace: Invalid value: \"-ns\": a lowercase RFC 1123 label must consist of lower case "
+        "alphanumeric characters or '-', and must start and end with an alphanumeric character",
+    ]
 
 
 # ---- user text in messages -----------------------------------------------------------------

@@ -91,17 +91,21 @@ def _check_meta_alone(model: type[Any], data: dict[str, Any], origin: Origin, pr
     meta_model = model.model_fields["metadata"].annotation
     raw = data.get("metadata")
     raw = raw if isinstance(raw, dict) else {}
+    wrong: set[Any] = set()
     try:
         meta = meta_model.model_validate(raw)
     except ValidationError as err:
-        # Check what is well typed: the fields with type errors (reported already) left out.
+        # Check what is well typed: the fields with type errors (reported already) left out,
+        # and not said to be missing either (`name: 5` is no "Required value").
         wrong = {e["loc"][0] for e in err.errors() if e["loc"]}
         try:
             meta = meta_model.model_validate({k: v for k, v in raw.items() if k not in wrong})
         except ValidationError:
             return
     named = _Named(data["kind"], object_ref(model, meta.namespace, meta.name))
-    check_meta(meta, Reporter(Entry(named, origin), problems), model)
+    found: list[Problem] = []
+    check_meta(meta, Reporter(Entry(named, origin), found), model)
+    problems += [p for p in found if not (len(p.path) > 1 and p.path[1] in wrong)]
 
 
 def _unsupported_values(obj: BaseModel, path: Path, report: Reporter) -> None:
