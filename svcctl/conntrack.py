@@ -8,6 +8,8 @@ would treat them otherwise:
   Service did not exist yet, or svcctl's rules were not loaded): not DNATed, they keep going
   where the node's routes sent them (an externalIP's real host, the node itself for a NodePort)
   once the port has endpoints.
+
+The cleanup runs after the commit: it never raises, what it cannot do is a warning.
 """
 
 from __future__ import annotations
@@ -21,23 +23,27 @@ from typing import NamedTuple
 
 from .formats import ip_version
 
-_MISSING = "conntrack is not installed: UDP flows {} were not cleared (apt-get install conntrack)"
-# `conntrack -L` prints the original tuple, then the reply tuple: src= dst= sport= dport= each.
+_MISSING = "{} is not installed: UDP flows {} were not cleared (apt-get install {})"
+# `conntrack -L` prints the original tuple, then the reply tuple: src= dst= sport= dport= each,
+# addresses as inet_ntop writes them (IPv6 compressed, lower case).
 _FLOW = re.compile(r"src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) .*?src=(\S+) dst=\S+ sport=(\d+) ")
+_DELETED = re.compile(r"(\d+) flow entries have been deleted")
 
 
 class UdpFrontend(NamedTuple):
-    """A UDP Service port as its rules catch it: a ClusterIP, externalIP or LoadBalancer IP and
-    port, or (``address`` "") a NodePort on any address of the node, of IP ``version`` 4 or 6."""
+    """A UDP Service port as its rules catch it, of IP ``version`` 4 or 6: a ClusterIP,
+    externalIP or LoadBalancer IP and port; or (``address`` "") a NodePort, on the node's own
+    addresses that are ``within`` its --nodeport-addresses ranges (none: all of them)."""
 
     version: int
     address: str
     port: int
+    within: tuple[str, ...] = ()
 
 
 class Forgotten(NamedTuple):
-    """What a cleanup deleted: the conntrack entries to these removed endpoints, and those that
-    bypassed these new frontends; and what it could not do."""
+    """What a cleanup deleted entries for: removed endpoints, new frontends; and what it could
+    not do."""
 
     endpoints: tuple[tuple[str, int], ...]
     frontends: tuple[UdpFrontend, ...]
@@ -52,67 +58,93 @@ def forget_udp_flows(removed: tuple[tuple[str, int], ...], new: tuple[UdpFronten
         return Forgotten((), (), ())
     tool = shutil.which("conntrack")
     if tool is None:
-        warnings: tuple[str, ...] = (_MISSING.format("to removed endpoints"),) if removed else ()
-        warnings += (_MISSING.format("that began before their Service port"),) if new else ()
-        return Forgotten((), (), warnings)
+        warnings = [_MISSING.format("conntrack", "to removed endpoints", "conntrack")] if removed else []
+        warnings += [_MISSING.format("conntrack", "that began before their Service port", "conntrack")] if new else []
+        return Forgotten((), (), tuple(warnings))
+    warnings = []
+    cleared = []
     for ip, port in removed:
-        # Exit status 1 only means that no entry matched.
-        _conntrack(tool, ip_version(ip), "-D", "--dst-nat", ip, "--reply-port-src", str(port))
-    return Forgotten(removed, _forget_bypassing(tool, new), ())
+        deleted = _DELETED.search(_conntrack(tool, ip_version(ip), "-D", warnings, "--dst-nat", ip, "--reply-port-src", str(port)).stderr)
+        if deleted and int(deleted[1]):
+            cleared.append((ip, port))
+    return Forgotten(tuple(cleared), _forget_bypassing(tool, new, warnings), tuple(warnings))
 
 
-def _forget_bypassing(tool: str, frontends: tuple[UdpFrontend, ...]) -> tuple[UdpFrontend, ...]:
+def _forget_bypassing(tool: str, frontends: tuple[UdpFrontend, ...], warnings: list[str]) -> tuple[UdpFrontend, ...]:
     """Delete the entries to these frontends that were not DNATed. One listing per family,
     however many frontends (a first apply names every UDP port of the cluster); matches are
     rare, each deleted by its exact tuple. Returns the frontends that had some."""
     hit: set[UdpFrontend] = set()
     for version in sorted({f.version for f in frontends}):
         wanted = [f for f in frontends if f.version == version]
-        node = _node_addresses(version) if any(not f.address for f in wanted) else set()
-        for flow, frontend in bypassing(_conntrack(tool, version, "-L"), wanted, node):
+        node = _node_addresses(version, warnings) if any(not f.address for f in wanted) else set()
+        listed = _conntrack(tool, version, "-L", warnings)
+        if listed.returncode != 0:
+            warnings.append(f"conntrack -L failed: {listed.stderr.strip()}: UDP flows that began before their Service port were not cleared")
+            continue
+        for flow, frontend in bypassing(listed.stdout, wanted, node):
             hit.add(frontend)
             src, dst, sport, dport = flow
-            _conntrack(tool, version, "-D", "--orig-src", src, "--orig-dst", dst, "--orig-port-src", sport, "--orig-port-dst", dport)
+            _conntrack(tool, version, "-D", warnings, "--orig-src", src, "--orig-dst", dst, "--orig-port-src", sport, "--orig-port-dst", dport)
     return tuple(sorted(hit))
 
 
 def bypassing(listing: str, frontends: list[UdpFrontend], node: set[str]) -> list[tuple[tuple[str, str, str, str], UdpFrontend]]:
     """The flows of a ``conntrack -L -p udp`` listing sent to one of these frontends (of one
     family) and answered from where they were sent: not DNATed. A NodePort's are those sent to
-    one of the ``node``'s addresses (flows the node forwards may have that port too). Each as
-    its original tuple (source, destination, source port, destination port) with the frontend
-    it bypassed."""
-    wanted = {(_canonical(f.address) if f.address else "", f.port): f for f in frontends}
+    one of the ``node``'s addresses within its ranges (flows the node forwards may have that port
+    too). Each as its original tuple (source, destination, source port, destination port) with
+    the frontend it bypassed."""
+    by_address = {(ipaddress.ip_address(f.address).compressed, f.port): f for f in frontends if f.address}
+    by_node_port = {f.port: f for f in frontends if not f.address}
     found = []
     for flow in _FLOW.finditer(listing):
         src, dst, sport, dport, reply_src, reply_sport = flow.groups()
-        if reply_sport != dport or _canonical(reply_src) != _canonical(dst):
+        if reply_sport != dport or reply_src != dst:
             continue  # DNATed: the rules took it
-        to = _canonical(dst)
-        frontend = wanted.get((to, int(dport))) or (wanted.get(("", int(dport))) if to in node else None)
+        frontend = by_address.get((dst, int(dport)))
+        if frontend is None and dst in node:
+            frontend = by_node_port.get(int(dport))
+            if frontend is not None and frontend.within and not _inside(dst, frontend.within):
+                frontend = None
         if frontend is not None:
             found.append(((src, dst, sport, dport), frontend))
     return found
 
 
-def _node_addresses(version: int) -> set[str]:
+def _inside(address: str, cidrs: tuple[str, ...]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _node_addresses(version: int, warnings: list[str]) -> set[str]:
     """The node's own addresses of one family, loopback ones left out (NodePorts do not answer
-    on them). Empty if iproute2's ``ip`` cannot tell: then no NodePort flow is deleted."""
-    done = subprocess.run(["ip", "-j", f"-{version}", "address", "show"], capture_output=True, text=True, check=False)
+    on them). Empty, with a warning, if iproute2's ``ip`` cannot tell: then no NodePort flow is
+    deleted."""
+    tool = shutil.which("ip")
+    if tool is None:
+        warnings.append(_MISSING.format("ip", "that began before their NodePort", "iproute2"))
+        return set()
+    done = _run([tool, "-j", f"-{version}", "address", "show"], warnings)
     try:
         links = json.loads(done.stdout or "[]")
     except ValueError:
+        links = []
+    if done.returncode != 0 or not isinstance(links, list):
+        warnings.append(f"ip address show failed: {done.stderr.strip()}: UDP flows that began before their NodePort were not cleared")
         return set()
-    return {_canonical(a["local"]) for link in links for a in link.get("addr_info", ()) if a.get("scope") != "host" and "local" in a}
+    return {ipaddress.ip_address(a["local"]).compressed for link in links for a in link.get("addr_info", ()) if a.get("scope") != "host" and "local" in a}
 
 
-def _canonical(address: str) -> str:
-    # conntrack prints IPv6 addresses compressed; manifests may spell them otherwise.
-    return address if ":" not in address else ipaddress.IPv6Address(address).compressed
+def _conntrack(tool: str, version: int, command: str, warnings: list[str], *selection: str) -> subprocess.CompletedProcess[str]:
+    # Always with the family: without -f, conntrack 1.4.7 lists both. Exit status 1 of -D only
+    # means that no entry matched.
+    return _run([tool, command, "-f", "ipv6" if version == 6 else "ipv4", "-p", "udp", *selection], warnings)
 
 
-def _conntrack(tool: str, version: int, command: str, *selection: str) -> str:
-    # Always with the family: without -f, conntrack 1.4.7 lists both.
-    family = ["-f", "ipv6" if version == 6 else "ipv4"]
-    done = subprocess.run([tool, command, *family, "-p", "udp", *selection], capture_output=True, text=True, check=False)
-    return done.stdout
+def _run(argv: list[str], warnings: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        warnings.append(f"{argv[0]} {argv[1]}: {err}")
+        return subprocess.CompletedProcess(argv, 1, "", str(err))

@@ -90,13 +90,17 @@ def read_manifest_file(path: str) -> Source | Problem:
     its source, or the problem that kept it from being read (for svcctl run's directory)."""
     sources: list[Source] = []
     problems: list[Problem] = []
-    _add(sources, problems, show_file(path), Path(path).suffix, lambda: _read_file(path, _Budget()))
+    _add(sources, problems, show_file(path), Path(path).suffix, lambda: _read_file(path, _Budget()), argument=False)
     return sources[0] if sources else problems[0]
 
 
-def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str | None, read: Callable[[], bytes | str], path: str | None = None) -> None:
+def _add(
+    sources: list[Source], problems: list[Problem], name: str, suffix: str | None, read: Callable[[], bytes | str],
+    path: str | None = None, argument: bool = True,
+) -> None:
     """Read one input into a source, or say why it could not be read. A regular file at ``path``
-    that did not change while it was read may be read again (Source.release)."""
+    that did not change while it was read may be read again (Source.release). ``argument``: it
+    was named on the command line, where ``-`` is standard input."""
     try:
         before = _identity(path)
         text = _decoded(read())
@@ -104,8 +108,8 @@ def _add(sources: list[Source], problems: list[Problem], name: str, suffix: str 
         problems.append(Problem("no such file or directory", file=name))
     except OSError as err:
         problems.append(Problem(f"cannot read: {err.strerror or err}", file=name))
-    except _Unreadable as err:  # `-` is standard input for manifests (not for --config)
-        problems.append(Problem(f"{err} (use - for standard input)" if isinstance(err, _NotAFile) else str(err), file=name))
+    except _Unreadable as err:
+        problems.append(Problem(f"{err} (use - for standard input)" if argument and isinstance(err, _NotAFile) else str(err), file=name))
     except UnicodeDecodeError as err:
         problems.append(_not_utf8(name, err))
     else:

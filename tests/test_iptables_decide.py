@@ -16,8 +16,9 @@ from svcctl.iptables.frame import HOOKS, PREFIX, TableName
 from svcctl.iptables.objects import Family
 from svcctl.iptables.render import Planned, render
 from svcctl.iptables.state import TableState, listing, parse_save, saved_form, udp_targets
-from svcctl.iptables.transport import udp_frontends
+from svcctl.iptables.transport import new_udp_frontends, udp_frontends
 from svcctl.nftables.decide import ROUTING_MAPS, udp_frontends as nft_udp_frontends
+from svcctl.nftables.frame import NODEPORT_CIDRS
 from svcctl.options import build_options
 from svcctl.pipeline import compile_rules
 from svcctl.sources import read_config, read_manifests
@@ -219,22 +220,39 @@ def test_udp_endpoints_are_read_from_the_dnat_rules() -> None:
     assert udp == plan.udp_endpoints and udp
 
 
-@pytest.mark.parametrize("case", ["protocols", "nodeport", "external-ips", "dual-stack", "loadbalancer", "no-endpoints", "large-mixed"])
-def test_udp_frontends_read_from_the_dispatch_rules_are_the_nftables_maps_udp_keys(case: str) -> None:
+UDP_CASES = [(case, None) for case in ("protocols", "nodeport", "external-ips", "dual-stack", "loadbalancer", "no-endpoints", "large-mixed")]
+UDP_CASES.append(("protocols", {"nodeport-addresses": ["192.168.50.0/24", "fd00:50::/64"]}))
+
+
+@pytest.mark.parametrize("case, flags", UDP_CASES)
+def test_udp_frontends_read_from_the_dispatch_rules_are_the_nftables_maps_udp_keys(case: str, flags: dict | None) -> None:  # type: ignore[type-arg]
     """What the conntrack cleanup compares (live against planned) is what the nftables back end
-    compares for the same plan: every UDP address and NodePort with endpoints."""
-    plan = golden(case)
-    found = {fr for (f, t), s in plan.tables.items() if t is TableName.NAT for fr in udp_frontends(f.version, s)}
+    compares for the same plan: every UDP address and NodePort with endpoints, and the ranges
+    of --nodeport-addresses a NodePort answers in."""
     case_dir = ROOT / "golden" / case
     (manifest,) = [p for p in (case_dir / "manifest.yaml", case_dir / "manifest.json") if p.exists()]
-    nft = compile_rules(read_manifests([str(manifest)]), build_options({}, read_config(str(case_dir / "options.yaml"))))[2].rules
-    want = {
-        fr for t in nft.tables for s in t.static_sets if s.name in ROUTING_MAPS
-        for fr in nft_udp_frontends(t.family.version, s.name, (el.key for el in s.elements))
-    }
+    options = build_options(flags or {}, read_config(str(case_dir / "options.yaml")))
+    _, _, iptables = compile_rules(read_manifests([str(manifest)]), options, "iptables")
+    found = {fr for (f, t), s in iptables.rules.tables.items() if t is TableName.NAT for fr in udp_frontends(f.version, s)}
+    want = set()
+    for t in compile_rules(read_manifests([str(manifest)]), options)[2].rules.tables:
+        within = tuple(el.key[0] for s in t.static_sets if s.name == NODEPORT_CIDRS.name for el in s.elements)
+        for s in (s for s in t.static_sets if s.name in ROUTING_MAPS):
+            want |= nft_udp_frontends(t.family.version, s.name, (el.key for el in s.elements), within)
     assert found == want
     if case in ("protocols", "large-mixed"):  # UDP ClusterIPs (both), a UDP NodePort (protocols)
         assert found
+    if flags:
+        assert {fr.within for fr in found if not fr.address} == {("192.168.50.0/24",)}
+
+
+def test_new_udp_frontends_are_those_the_live_dispatch_did_not_dnat() -> None:
+    plan = golden("protocols")
+    every = {fr for (f, t), s in plan.tables.items() if t is TableName.NAT for fr in udp_frontends(f.version, s)}
+    assert every and new_udp_frontends(plan, plan.empty()) == every  # nothing of svcctl's yet
+    assert new_udp_frontends(plan, dict(plan.tables)) == set()  # all live already
+    unhooked = {key: TableState(s.chains, ()) if key[1] is TableName.NAT else s for key, s in plan.tables.items()}
+    assert new_udp_frontends(plan, unhooked) == every  # the jumps deleted by hand: the rules DNATed nothing
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

@@ -26,10 +26,13 @@ def test_flows_to_a_new_frontend_that_were_not_dnated_are_chosen() -> None:
     ]  # not the DNATed flow to 10.96.0.60, nor those to other ports
 
 
-def test_a_node_port_flow_counts_only_when_sent_to_the_node() -> None:
+def test_a_node_port_flow_counts_only_when_sent_to_the_node_within_its_ranges() -> None:
     """A flow the node forwards (here to 192.168.50.1 as another host) may have the NodePort's
-    port too; it is no NodePort flow."""
+    port too; it is no NodePort flow. Nor is one to a node address outside --nodeport-addresses."""
     assert bypassing(LISTING, [UdpFrontend(4, "", 30053)], {"10.244.1.1"}) == []
+    assert bypassing(LISTING, [UdpFrontend(4, "", 30053, ("10.244.0.0/16",))], {"192.168.50.1", "10.244.1.1"}) == []
+    inside = UdpFrontend(4, "", 30053, ("10.244.0.0/16", "192.168.50.0/24"))
+    assert bypassing(LISTING, [inside], {"192.168.50.1"}) == [(("192.168.50.3", "192.168.50.1", "40053", "30053"), inside)]
 
 
 def test_ipv6_addresses_match_however_the_manifest_spells_them() -> None:

@@ -26,7 +26,7 @@ from .frame import NODEPORTS, PREFIX, SERVICES, TableName
 from .objects import Family
 from .refusal import IptablesRefused, describe
 from .render import Planned, render
-from .state import TableState, listing, parse_save, present, udp_targets
+from .state import TableState, listing, parse_save, present, saved_form, udp_targets
 from .xtables import NEEDS_ROOT, Mode, RestoreFailed, Saves, Xtables
 
 LOCK = "iptables"  # svcctl's own lock (svcctl.kernel.locked), for every iptables apply and delete
@@ -40,19 +40,35 @@ def privileged() -> None:
         raise KernelError(NEEDS_ROOT)
 
 
-# A nat dispatch rule for a UDP port: `-d ADDRESS/32` (none in SVCCTL-NODEPORTS), then its port.
+# A nat dispatch rule for a UDP port: `-d ADDRESS/32` (none in SVCCTL-NODEPORTS), then its port;
+# and the jump to the NodePorts, with `-d CIDR` for each --nodeport-addresses range.
 _UDP_DISPATCH = re.compile(rf"-A \S+ (?:-d ([0-9a-f.:]+)/\d+ )?-p udp .* --dport (\d+) -j {PREFIX}")
+_TO_NODE_PORTS = re.compile(rf"-A {SERVICES} (?:-d (\S+) )?.*-j {NODEPORTS}$")
 
 
 def udp_frontends(version: int, nat: TableState) -> set[UdpFrontend]:
     """The UDP ports a nat table's dispatch leads to a DNAT: its rules in SVCCTL-SERVICES (one
     per service address and port with endpoints) and SVCCTL-NODEPORTS."""
+    services = nat.chains.get(SERVICES, ())
+    within = tuple(m[1] for m in map(_TO_NODE_PORTS.match, services) if m and m[1])
     found = set()
-    for line in (*nat.chains.get(SERVICES, ()), *nat.chains.get(NODEPORTS, ())):
+    for line in (*services, *nat.chains.get(NODEPORTS, ())):
         match = _UDP_DISPATCH.match(line)
         if match:
-            found.add(UdpFrontend(version, match[1] or "", int(match[2])))
+            found.add(UdpFrontend(version, match[1], int(match[2])) if match[1] else UdpFrontend(version, "", int(match[2]), within))
     return found
+
+
+def new_udp_frontends(plan: Planned, live: Live) -> set[UdpFrontend]:
+    """The UDP ports the planned nat dispatch DNATs and the live one did not (svcctl.conntrack)."""
+    new = set()
+    for (f, t), state in plan.tables.items():
+        if t is TableName.NAT:
+            before = live[(f, t)]
+            # Without the built-in chains' jumps (one deleted by hand), its rules DNATed nothing.
+            hooked = {(b, saved_form(spec)) for b, spec in state.jumps} <= set(before.jumps)
+            new |= udp_frontends(f.version, state) - (udp_frontends(f.version, before) if hooked else set())
+    return new
 
 
 def _live(saved: dict[Family, str]) -> Live:
@@ -177,11 +193,7 @@ def send(xt: Xtables, plan: Planned, live: Live, whole: bool = False) -> ApplyRe
     changed = [u for u in updates if u]
     _commit(xt, changed, live, plan.owners)
     gone = {e for (_, t), s in live.items() if t is TableName.NAT for e in udp_targets(s)} - plan.udp_endpoints
-    new = set()
-    for (f, t), state in plan.tables.items():
-        if t is TableName.NAT:
-            new |= udp_frontends(f.version, state) - udp_frontends(f.version, live[(f, t)])
-    forgotten = forget_udp_flows(tuple(sorted(gone)), tuple(sorted(new)))
+    forgotten = forget_udp_flows(tuple(sorted(gone)), tuple(sorted(new_udp_frontends(plan, live))))
     return ApplyResult(bool(changed), said, "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..conntrack import UdpFrontend
-from .frame import AFFINITY, EXT, FRAME_CHAINS, PORT_CHAIN_KINDS, SERVICE_IPS, SERVICE_NODEPORTS, UDP_ENDPOINTS, per_port
+from .frame import AFFINITY, EXT, FRAME_CHAINS, NODEPORT_CIDRS, PORT_CHAIN_KINDS, SERVICE_IPS, SERVICE_NODEPORTS, UDP_ENDPOINTS, per_port
 from .live import Key, LiveTable
 from .objects import Element, Ruleset, Table, Verdict
 from .transaction import (
@@ -97,12 +97,13 @@ def _udp_endpoints(t: Table) -> set[Key]:
     return {el.key for s in t.static_sets if s.name == UDP_ENDPOINTS.name for el in s.elements}
 
 
-def udp_frontends(version: int, map_name: str, keys: Iterable[Key]) -> set[UdpFrontend]:
+def udp_frontends(version: int, map_name: str, keys: Iterable[Key], nodeport_cidrs: tuple[str, ...]) -> set[UdpFrontend]:
     """The UDP ports among keys of a map that DNATs (ROUTING_MAPS): service-ips (address .
-    protocol . port) or service-nodeports (protocol . port)."""
+    protocol . port) or service-nodeports (protocol . port, on the node's addresses within
+    ``nodeport_cidrs``: none, all of them)."""
     if map_name == SERVICE_IPS.name:
         return {UdpFrontend(version, k[0], int(k[2])) for k in keys if k[1] == "udp"}
-    return {UdpFrontend(version, "", int(k[1])) for k in keys if k[0] == "udp"}
+    return {UdpFrontend(version, "", int(k[1]), nodeport_cidrs) for k in keys if k[0] == "udp"}
 
 
 def _new_udp_frontends(t: Table, live: LiveTable, hooked: bool) -> set[UdpFrontend]:
@@ -111,10 +112,11 @@ def _new_udp_frontends(t: Table, live: LiveTable, hooked: bool) -> set[UdpFronte
     one: a missing table did not DNAT, one of another frame is not read, and with a hook chain
     deleted by hand the maps' elements led nowhere."""
     new: set[UdpFrontend] = set()
+    within = tuple(el.key[0] for s in t.static_sets if s.name == NODEPORT_CIDRS.name for el in s.elements)
     for s in t.static_sets:
         if s.name in ROUTING_MAPS:
             had = live.elements.get(s.name, {}) if hooked else {}
-            new |= udp_frontends(t.family.version, s.name, (el.key for el in s.elements if el.key not in had))
+            new |= udp_frontends(t.family.version, s.name, (el.key for el in s.elements if el.key not in had), within)
     return new
 
 

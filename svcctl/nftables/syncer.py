@@ -214,7 +214,7 @@ class Syncer:
                     if not was:
                         started.append(key)
             if spec.name in ROUTING_MAPS:
-                new_udp |= udp_frontends(version, spec.name, started)
+                new_udp |= udp_frontends(version, spec.name, started, self._settings[version].nodeport_cidrs)
             if out:
                 ops.append(DeleteElements(ref, _frame_sets(version)[spec.name], tuple(sorted(out))))
                 if spec is frame.UDP_ENDPOINTS:

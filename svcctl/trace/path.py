@@ -175,9 +175,9 @@ class _Walk:
             # The rules DNAT it; the kernel then drops it at the second route lookup (the probes
             # of --kernel, sent raw, see exactly that: DNAT, no postrouting).
             self.say("routing", "after DNAT the kernel routes no IPv4 packet from a loopback address off the node "
-                     "(net.ipv4.conf.*.route_localnet is 0): dropped before nat postrouting, unless the endpoint is one "
-                     "of this node's own addresses; a real connection from 127.0.0.1 to a Service address fails at once "
-                     "(connect() gives EINVAL)")
+                     "(assuming net.ipv4.conf.*.route_localnet is 0, its default, which svcctl leaves alone): dropped "
+                     "before nat postrouting, unless the endpoint is one of this node's own addresses; a real connection "
+                     "from 127.0.0.1 to a Service address fails at once (connect() gives EINVAL)")
             candidates = tuple(dataclasses.replace(c, masquerade=False) for c in candidates)
         else:
             self.postrouting(candidates, marked)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -209,7 +210,7 @@ def test_udp_flows_that_began_before_a_new_node_port_are_cleared(lab, agent):
     dns_slice = endpoint_slice("dns", "dns-1", web([a]), [{"port": 8080, "protocol": "UDP"}])
     run.write("dns.json", dns, dns_slice)
     wait_for(lambda: "msg=conntrack" in run.log(), "the conntrack cleanup")
-    assert "new_ports=1" in run.log()
+    assert re.search(r"msg=conntrack removed_endpoints=0 new_ports=1$", run.log(), re.M), run.log()
     assert lab.datagram("client", NODE_IP4, 30053) == "pod-a"
 
 
