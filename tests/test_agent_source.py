@@ -84,3 +84,58 @@ def test_a_directory_that_is_gone_reports_nothing_gone(tmp_path: Path) -> None:
     assert source.look_again() == []  # unmounted or being replaced: what was read stays
     directory.mkdir()
     assert source.look_again() == [Gone(str(directory / "a.yaml"))]  # there, and empty: gone
+
+
+def test_a_file_held_open_for_writing_is_read_once_it_is_closed(tmp_path: Path) -> None:
+    """A write in place (a shell's `kubectl get ... > file`) truncates the file first: what is
+    there before the writer closes it may parse as a file with fewer Services. Only the
+    closed file is reported, with all it holds."""
+    (tmp_path / "a.yaml").write_text("first\nsecond\n")
+    events: list[Event] = []
+
+    async def run() -> None:
+        source = DirectorySource(tmp_path)
+
+        async def read() -> None:
+            async for event in source.events():
+                events.append(event)
+
+        task = asyncio.create_task(read())
+        await asyncio.sleep(0.3)
+        with open(tmp_path / "a.yaml", "w") as writer:  # truncated: empty, then half written
+            await asyncio.sleep(0.3)
+            writer.write("first\n")
+            writer.flush()
+            await asyncio.sleep(0.3)
+            writer.write("second\nthird\n")
+        await asyncio.sleep(0.3)
+        source.stop()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(run())
+    assert [(type(e).__name__, getattr(e, "text", "")) for e in events] == [
+        ("Put", "first\nsecond\n"), ("Synced", ""), ("Put", "first\nsecond\nthird\n"),
+    ]
+
+
+def test_the_first_sync_waits_for_a_file_being_written(tmp_path: Path) -> None:
+    writer = open(tmp_path / "a.yaml", "w")
+    writer.write("half")
+    writer.flush()
+
+    def close_soon() -> None:
+        writer.write(" and the rest")
+        writer.close()
+
+    async def run() -> list[Event]:
+        asyncio.get_running_loop().call_later(0.3, close_soon)
+        source = DirectorySource(tmp_path)
+        found: list[Event] = []
+        async for event in source.events():
+            found.append(event)
+            if isinstance(event, Synced):
+                source.stop()
+        return found
+
+    events = asyncio.run(asyncio.wait_for(run(), 3))
+    assert [(type(e).__name__, getattr(e, "text", "")) for e in events] == [("Put", "half and the rest"), ("Synced", "")]

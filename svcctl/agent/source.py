@@ -18,7 +18,10 @@ yet. A source never fails for bad content; it may report the same content twice.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +69,9 @@ class _Seen(NamedTuple):
 # watchfiles hands over a batch once no event came for a step, or this long after its first one
 # (under constant churn, changes still go out every 50 ms).
 _BATCH_MS = 50
+# How long a file held open for writing waits to be read (``kubectl get`` of a big cluster into
+# it takes seconds); a writer that keeps it open longer does not hold its changes back forever.
+WRITER_WAIT = 30.0
 
 
 @dataclass
@@ -78,7 +84,10 @@ class DirectorySource:
       of that name; a file that does not parse yet (a partial write) is reported as it is: the
       agent keeps its last good content until the next write completes it.
     - Events are hints: on each one the file is read again, and reported if its text changed
-      (a burst of writes in one batch costs one read).
+      (a burst of writes in one batch costs one read). A file some process still holds open for
+      writing (a shell's ``kubectl get ... > file``, a write in place) is not read until it is
+      closed, for up to WRITER_WAIT seconds: a half-written file may parse, as a file with half
+      the Services. The first sync waits for such files too.
     - Every ``rescan`` seconds (and whenever a name kubelet uses for atomic ConfigMap updates,
       ``..data``, changes) every file is looked at again: nothing missed stays missed.
 
@@ -93,6 +102,7 @@ class DirectorySource:
     def __post_init__(self) -> None:
         self._seen: dict[str, _Seen] = {}
         self._stop = asyncio.Event()
+        self._writing: dict[str, float] = {}  # name -> since when it is held open for writing
 
     def stop(self) -> None:
         self._stop.set()
@@ -124,10 +134,22 @@ class DirectorySource:
         try:
             for event in self.look_again():
                 yield event
+            while self._writing:
+                await asyncio.sleep(_BATCH_MS / 1000)
+                for name in sorted(self._writing):
+                    found = self._look(name, read=True)
+                    if found is not None:
+                        yield found
             yield Synced()
             last_scan = time.monotonic()
             while True:
-                changes = await batches.get()
+                if self._writing:  # no event comes when a writer closes: look again each batch
+                    try:
+                        changes = await asyncio.wait_for(batches.get(), _BATCH_MS / 1000)
+                    except asyncio.TimeoutError:
+                        changes = {(watchfiles.Change.modified, str(self.path / n)) for n in self._writing}
+                else:
+                    changes = await batches.get()
                 if changes is None:
                     await pumping  # raises the watcher's error, if it failed
                     return
@@ -172,7 +194,11 @@ class DirectorySource:
         except OSError:
             st = None
         if st is None or not path.is_file():
+            self._writing.pop(name, None)
             return Gone(origin) if self._seen.pop(name, None) is not None else None
+        if _being_written(path) and time.monotonic() - self._writing.setdefault(name, time.monotonic()) < WRITER_WAIT:
+            return None
+        self._writing.pop(name, None)
         stat = (st.st_mtime_ns, st.st_size, st.st_ino)
         before = self._seen.get(name)
         if before is not None and before.stat == stat and not read:
@@ -185,3 +211,24 @@ class DirectorySource:
         if before is not None and before.text == found.text:
             return None
         return Put(origin, found.text, found.is_json)
+
+
+def _being_written(path: Path) -> bool:
+    """Whether some process holds the file open for writing: the kernel grants a read lease
+    only when none does (fcntl(2) F_SETLEASE; root has CAP_LEASE). The lease is given back at
+    once; a writer opening the file meanwhile breaks it with a signal, SIGURG here, which is
+    ignored by default (SIGIO's default would end the agent). Unknown (no lease on this file
+    system, not allowed): False, and the file is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    except OSError as err:
+        return err.errno == errno.EAGAIN
+    finally:
+        os.close(fd)
+    return False
