@@ -78,3 +78,13 @@ def test_the_rules_are_reloaded_whole_every_hour() -> None:
         at = max(when, at)
         kinds.append(sync(schedule, at)[0])
     assert kinds.count(Kind.RELOAD) == 1 and kinds[-1] is Kind.VERIFY
+
+
+def test_sighup_makes_a_reload_due_at_once() -> None:
+    schedule = started()
+    sync(schedule, 100.0)
+    schedule.reload_now()
+    when, kind = schedule.due(105.0)
+    assert when <= 105.0 and kind is Kind.RELOAD
+    assert sync(schedule, 105.0) == (Kind.RELOAD, None)
+    assert schedule.due(106.0) == (135.0, Kind.VERIFY)  # and then as before

@@ -70,6 +70,12 @@ class Agent:
                 task.cancel()
             await self.health_checks.close()
 
+    def reload(self) -> None:
+        """Rewrite the rules whole at the next chance (SIGHUP), as the hourly reload does."""
+        log.info("SIGHUP: reloading the rules whole")
+        self.schedule.reload_now()
+        self._wake.set()
+
     async def _read(self) -> None:
         """The source's events, for ever: a source that fails (the watcher could not be set up:
         the directory is missing) is logged and started again a second later; the rules stay."""

@@ -70,6 +70,10 @@ class Schedule:
     def change(self) -> None:
         self.changed = True
 
+    def reload_now(self) -> None:
+        """A reload is due at once (SIGHUP), unless failures are being retried: the retry is one."""
+        self.reloaded = float("-inf")
+
     def due(self, now: float) -> tuple[float, Kind]:
         """When the next sync starts (possibly in the past: now), and its kind."""
         if self.failures:

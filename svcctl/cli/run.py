@@ -70,7 +70,7 @@ def run(
     this node's Node (--node-name). Each change reaches the kernel as a transaction with only what it changed;
     every --sync-period the kernel is read and repaired. Serves /healthz, /metrics and the
     healthCheckNodePorts of LoadBalancer Services. On SIGTERM or SIGINT it exits and leaves the
-    rules in place. Needs root (CAP_NET_ADMIN).
+    rules in place; SIGHUP rewrites the rules whole at once. Needs root (CAP_NET_ADMIN).
 
     \b
     Examples:
@@ -145,6 +145,7 @@ async def _main(agent: Agent, health_at: tuple[str, int] | None, metrics_at: tup
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, agent.reload)  # as daemons take it: reload, not end
 
     def health(method: str, path: str) -> Response:
         if path not in ("/healthz", "/livez"):

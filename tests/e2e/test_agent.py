@@ -379,6 +379,17 @@ def test_sigterm_stops_at_once_and_leaves_the_rules(lab, agent):
     assert again.stop(signal.SIGINT)[0] == 0
 
 
+def test_sighup_reloads_the_rules_whole_and_keeps_running(lab, agent):
+    a, *_ = (lab.pods[p] for p in PODS)
+    run = agent(("web.json", [WEB, web_slice(web([a]))]))
+    until_answering(lab, "10.96.1.10", 80, {"pod-a"})
+    run.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "kind=reload" in run.log(), "the reload sync")
+    assert run.proc.poll() is None and 'msg="SIGHUP: reloading the rules whole"' in run.log(), run.log()
+    assert answering(lab, "10.96.1.10", 80) == {"pod-a": 30}
+    assert run.stop(signal.SIGTERM)[0] == 0
+
+
 def test_invalid_options_exit_2(lab, tmp_path):
     for args in (["run", str(tmp_path / "missing")], ["run", str(tmp_path), "--sync-period", "soon"],
                  ["run", str(tmp_path), "--health-addr", "nowhere"]):
