@@ -15,6 +15,7 @@ from typing import Any, Callable
 import pytest
 
 from fake_apiserver import FakeApiServer, Selector, make_certs, read_sequence, write_kubeconfig
+from svcctl.problems import InvalidInput
 from svcctl.agent.kube import ApiError, Backoff, ConfigError, KubeSource, Timing, connect, object_text, watched
 from svcctl.agent.metrics import Metrics
 from svcctl.agent.source import Event, Gone, Put, Synced
@@ -420,9 +421,19 @@ def test_bad_watch_events_are_a_protocol_error_and_resumed(api, kubeconfig) -> N
     assert raised.value.expired
 
 
-def test_config_errors() -> None:
-    with pytest.raises(ConfigError, match="not found"):
+def test_config_errors(tmp_path) -> None:
+    """A kubeconfig is read as --config is: problems at FILE or FILE:LINE:COLUMN, whole."""
+    with pytest.raises(InvalidInput) as unread:
         connect("/nonexistent/kubeconfig", False)
+    assert unread.value.lines() == ["/nonexistent/kubeconfig: cannot read config: No such file or directory"]
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("garbage: [\n")
+    with pytest.raises(InvalidInput) as syntax:
+        connect(str(broken), False)
+    assert syntax.value.lines() == [f"{broken}:2:1: invalid YAML: while parsing a flow node did not find expected node content"]
+    broken.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="a kubeconfig file must be a mapping"):
+        connect(str(broken), False)
     with pytest.raises(ConfigError):
         connect(None, True)  # no service account here
 
@@ -531,7 +542,7 @@ def _compile(objects: list[dict[str, Any]]) -> str:
 @pytest.mark.parametrize("args, message", [
     ([], "give a source: a DIRECTORY, --kubeconfig FILE or --in-cluster"),
     (["--in-cluster", "--kubeconfig", "kc"], "give one source: a DIRECTORY, --kubeconfig FILE or --in-cluster (not --kubeconfig and --in-cluster)"),
-    (["--kubeconfig", "/nonexistent/kubeconfig"], "command line: --kubeconfig: Configuration file /nonexistent/kubeconfig not found"),
+    (["--kubeconfig", "/nonexistent/kubeconfig"], "/nonexistent/kubeconfig: cannot read config: No such file or directory"),
 ])
 def test_run_needs_one_source(run_cli, args: list[str], message: str) -> None:
     result = run_cli("run", *args)

@@ -57,10 +57,12 @@ import random
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable, NamedTuple
 
 import httpx2 as httpx
 
+from ..problems import InvalidInput
 from .metrics import Metrics
 from .source import Event, Gone, Put, Synced
 
@@ -246,13 +248,15 @@ def connect(kubeconfig: str | None, in_cluster: bool, timing: Timing = Timing(),
             config = KubeConfig.from_service_account(service_account).get()
         else:
             assert kubeconfig is not None
-            config = KubeConfig.from_file(kubeconfig).get()
+            config = KubeConfig.from_dict(_kubeconfig(kubeconfig), fname=Path(kubeconfig)).get()
         if config is None:
             raise ConfigError("no context to use")
         if config.user is None:
             # A context without a user: requests without credentials (kubectl would ask).
             config = config._replace(user=_no_user())
         params = ConnectionParams(trust_env=False).httpx_params(config)
+    except InvalidInput:
+        raise
     except KeyError as err:  # the environment of a pod (KUBERNETES_SERVICE_HOST), or a name in the file
         where = "not in a pod: the environment" if in_cluster else kubeconfig
         raise ConfigError(f"{where}: {err.args[0]} is missing") from None
@@ -265,6 +269,20 @@ def connect(kubeconfig: str | None, in_cluster: bool, timing: Timing = Timing(),
         timeout=httpx.Timeout(timing.request_timeout, connect=10.0),
         headers={"Accept": "application/json", "User-Agent": "svcctl"},
     )
+
+
+def _kubeconfig(path: str) -> Any:
+    """The kubeconfig file's content, read and parsed as --config is: a syntax error is one line
+    at FILE:LINE:COLUMN (raises InvalidInput), not the first words of the parser's message."""
+    from ..load import parse_yaml_document
+    from ..sources import read_config
+
+    data, problems = parse_yaml_document(read_config(path))
+    if problems:
+        raise InvalidInput(problems)
+    if not isinstance(data, dict):
+        raise ConfigError("a kubeconfig file must be a mapping")
+    return data
 
 
 def _no_user() -> Any:
