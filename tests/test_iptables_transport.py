@@ -171,8 +171,12 @@ def test_auto_detects_the_flavour_as_kube_proxy_does(netns):
     assert svcctl(netns, "apply", "nft", EXAMPLE, *NODE).returncode == 0
     again = svcctl(netns, "apply", None, EXAMPLE, *NODE)
     assert again.stdout == "unchanged: the kernel already holds this ruleset\n"
-    # svcctl's chains in both: svcctl will not guess.
-    assert svcctl(netns, "apply", "legacy", EXAMPLE, *NODE).returncode == 0
+    # svcctl's chains in both: an explicit mode writes them and warns; auto will not guess.
+    second = svcctl(netns, "apply", "legacy", EXAMPLE, *NODE)
+    assert second.returncode == 0 and second.stderr == (
+        "svcctl: warning: svcctl's chains are also in iptables-nft: both flavours process every packet; "
+        "remove those with `svcctl delete --backend iptables --iptables-mode nft`\n"
+    ), second.stderr
     both = svcctl(netns, "apply", None, EXAMPLE, *NODE)
     assert both.returncode == 3
     assert both.stderr.startswith("svcctl: svcctl's chains are in both iptables-nft and iptables-legacy: choose one with --iptables-mode")

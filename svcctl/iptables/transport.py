@@ -12,6 +12,7 @@ lock and, against other programs, by the xtables lock (``-w``).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 
@@ -156,10 +157,18 @@ def apply(plan: Planned, dry_run: bool = False, reload: bool = False) -> ApplyRe
     diff is returned. Raises IptablesRefused (nothing changed) or KernelError."""
     privileged()
     with locked(LOCK):
-        xt, saved = Saves(plan.mode).choose()
+        saves = Saves(plan.mode)
+        xt, saved = saves.choose()
         live = _live(saved)
         if not dry_run:
-            return send(xt, plan, live, reload)
+            result = send(xt, plan, live, reload)
+            if saves.also_in is None:
+                return result
+            both = (
+                f"svcctl's chains are also in iptables-{saves.also_in.value}: both flavours process every packet; "
+                f"remove those with `svcctl delete --backend iptables --iptables-mode {saves.also_in.value}`"
+            )
+            return dataclasses.replace(result, warnings=(*result.warnings, both))
         updates, said = _decide(xt, plan, live, reload)
         _prove(xt, plan)
         # --test on the live tables; not on a table that does not exist yet: iptables-legacy

@@ -109,9 +109,12 @@ class Saves:
 
     def __init__(self, requested: Mode) -> None:
         self.requested = requested
-        modes = [requested] if requested is not Mode.AUTO else [m for m in (Mode.NFT, Mode.LEGACY) if installed(m)]
+        # Both flavours installed, also for a mode asked for: the other one is read to warn when
+        # it holds svcctl's chains too (both would process every packet).
+        modes = [m for m in (Mode.NFT, Mode.LEGACY) if m is requested or installed(m)]
         if not modes:
             raise KernelError(NOT_INSTALLED)
+        self.also_in: Mode | None = None  # the other flavour, when svcctl's chains are there too
         self._started = {}
         for mode in modes:
             for family in Family:
@@ -133,8 +136,11 @@ class Saves:
             except KernelError as err:
                 failed.setdefault(mode, err)
         if self.requested is not Mode.AUTO or str(next(iter(failed.values()), "")) == NEEDS_ROOT:
-            if failed:
-                raise next(iter(failed.values()))
+            if self.requested in failed or (self.requested is Mode.AUTO and failed):
+                raise failed.get(self.requested) or next(iter(failed.values()))
+            for mode, texts in saved.items():
+                if mode is not self.requested and any(f"\n:{PREFIX}" in text for text in texts.values()):
+                    self.also_in = mode
             return Xtables(self.requested), saved[self.requested]
         # auto: a flavour this kernel cannot read (no x_tables, say) is not the node's.
         saved = {m: texts for m, texts in saved.items() if m not in failed}
