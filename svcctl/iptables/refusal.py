@@ -58,4 +58,9 @@ def describe(error: str, script: str, what: str, owners: dict[str, str], changed
     owner = f" ({_owner_text(owners[names[0]])})" if names else ""
     where = f" at line {number} of the {what} input" + (f": {quoted}" if quoted and quoted != "COMMIT" else "")
     outcome = "some rules of an earlier table could not be put back, run apply again" if changed else "nothing was changed"
-    return f"iptables refused the rules, {outcome}: {'; '.join(reasons) or 'iptables-restore gave no reason'}{where if number else ''}{owner}"
+    # A chain still jumped to cannot be deleted: by svcctl's own rules that is impossible (they
+    # go first), so by a rule someone else wrote (iptables-nft says "Device or resource busy",
+    # iptables-legacy only that the -X line failed).
+    busy = any("CHAIN_DEL" in r and "busy" in r for r in reasons) or quoted.startswith("-X ")
+    hint = f"; a rule svcctl did not write may still jump to {chain or 'the chain'}: find it with iptables-save" if busy else ""
+    return f"iptables refused the rules, {outcome}: {'; '.join(reasons) or 'iptables-restore gave no reason'}{where if number else ''}{owner}{hint}"
