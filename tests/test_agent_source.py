@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from svcctl.agent.source import DirectorySource, Event, Gone, Put, Synced
@@ -139,3 +140,40 @@ def test_the_first_sync_waits_for_a_file_being_written(tmp_path: Path) -> None:
 
     events = asyncio.run(asyncio.wait_for(run(), 3))
     assert [(type(e).__name__, getattr(e, "text", "")) for e in events] == [("Put", "half and the rest"), ("Synced", "")]
+
+
+def test_a_file_being_written_is_not_kept_waiting_by_other_files_changing(tmp_path: Path) -> None:
+    """Batches of events of other files keep coming (one every few ms, so the watcher never
+    falls quiet); the file held open is still looked at with each, and read soon after its
+    writer closes it, not at the next rescan."""
+    (tmp_path / "a.yaml").write_text("old")
+    (tmp_path / "busy.yaml").write_text("0")
+    seen: list[tuple[float, str]] = []
+
+    async def run() -> float:
+        source = DirectorySource(tmp_path)
+
+        async def read() -> None:
+            async for event in source.events():
+                if isinstance(event, Put) and event.origin.endswith("a.yaml"):
+                    seen.append((time.monotonic(), event.text))
+
+        task = asyncio.create_task(read())
+        await asyncio.sleep(0.3)
+        writer = open(tmp_path / "a.yaml", "w")
+        writer.write("new")
+        writer.flush()  # the last write: closing it gives no event
+        closed = 0.0
+        for i in range(300):  # another file rewritten every ~5 ms throughout
+            (tmp_path / "busy.yaml").write_text(str(i))
+            await asyncio.sleep(0.005)
+            if i == 20:
+                writer.close()
+                closed = time.monotonic()
+        source.stop()
+        await asyncio.wait_for(task, 2)
+        return closed
+
+    closed = asyncio.run(run())
+    assert [text for _, text in seen] == ["old", "new"]
+    assert seen[1][0] - closed < 0.5

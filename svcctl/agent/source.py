@@ -103,6 +103,7 @@ class DirectorySource:
         self._seen: dict[str, _Seen] = {}
         self._stop = asyncio.Event()
         self._writing: dict[str, float] = {}  # name -> since when it is held open for writing
+        self._leases = _leases_tell(self.path)
 
     def stop(self) -> None:
         self._stop.set()
@@ -134,7 +135,7 @@ class DirectorySource:
         try:
             for event in self.look_again():
                 yield event
-            while self._writing:
+            while self._writing and not self._stop.is_set():
                 await asyncio.sleep(_BATCH_MS / 1000)
                 for name in sorted(self._writing):
                     found = self._look(name, read=True)
@@ -158,7 +159,9 @@ class DirectorySource:
                     for event in self.look_again():
                         yield event
                     continue
-                for name in sorted({Path(p).name for _, p in changes}):
+                # Files held open for writing are looked at with every batch: events of other
+                # files must not keep them waiting (no event comes when the writer closes).
+                for name in sorted({Path(p).name for _, p in changes} | set(self._writing)):
                     found = self._look(name, read=True)
                     if found is not None:
                         yield found
@@ -196,7 +199,7 @@ class DirectorySource:
         if st is None or not path.is_file():
             self._writing.pop(name, None)
             return Gone(origin) if self._seen.pop(name, None) is not None else None
-        if _being_written(path) and time.monotonic() - self._writing.setdefault(name, time.monotonic()) < WRITER_WAIT:
+        if self._leases and _being_written(path) and time.monotonic() - self._writing.setdefault(name, time.monotonic()) < WRITER_WAIT:
             return None
         self._writing.pop(name, None)
         stat = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -211,6 +214,28 @@ class DirectorySource:
         if before is not None and before.text == found.text:
             return None
         return Put(origin, found.text, found.is_json)
+
+
+# File systems whose lease answers say nothing of local writers: NFSv4 and CIFS refuse a lease
+# with EAGAIN when they hold no delegation or oplock, FUSE and the like pass it on or refuse it.
+_NO_LEASES = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "afs", "virtiofs", "fuse")
+
+
+def _leases_tell(directory: Path) -> bool:
+    """Whether a lease on the directory's files tells if a local process writes them: not on a
+    network or FUSE file system (by /proc/self/mountinfo, the mount that holds the directory)."""
+    try:
+        where = os.path.realpath(directory)
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            mounts = [line.split(" - ", 1) for line in f]
+    except OSError:
+        return False
+    best, kind = "", ""
+    for fields, after in (m for m in mounts if len(m) == 2):
+        point = fields.split()[4].replace("\\040", " ")
+        if (where == point or where.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, after.split()[0]
+    return kind.split(".")[0] not in _NO_LEASES
 
 
 def _being_written(path: Path) -> bool:
