@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from typing import NamedTuple
 
-from .formats import ip_version
+from .formats import cidr_holding, ip_version
 
 _MISSING = "{} is not installed: UDP flows {} were not cleared (apt-get install {})"
 # `conntrack -L` prints the original tuple, then the reply tuple: src= dst= sport= dport= each,
@@ -64,8 +64,7 @@ def forget_udp_flows(removed: tuple[tuple[str, int], ...], new: tuple[UdpFronten
     warnings = []
     cleared = []
     for ip, port in removed:
-        deleted = _DELETED.search(_conntrack(tool, ip_version(ip), "-D", warnings, "--dst-nat", ip, "--reply-port-src", str(port)).stderr)
-        if deleted and int(deleted[1]):
+        if _delete(tool, ip_version(ip), warnings, "--dst-nat", ip, "--reply-port-src", str(port)):
             cleared.append((ip, port))
     return Forgotten(tuple(cleared), _forget_bypassing(tool, new, warnings), tuple(warnings))
 
@@ -79,13 +78,14 @@ def _forget_bypassing(tool: str, frontends: tuple[UdpFrontend, ...], warnings: l
         wanted = [f for f in frontends if f.version == version]
         node = _node_addresses(version, warnings) if any(not f.address for f in wanted) else set()
         listed = _conntrack(tool, version, "-L", warnings)
-        if listed.returncode != 0:
-            warnings.append(f"conntrack -L failed: {listed.stderr.strip()}: UDP flows that began before their Service port were not cleared")
+        if listed is None or listed.returncode != 0:
+            if listed is not None:
+                warnings.append(f"conntrack -L failed: {listed.stderr.strip()}: UDP flows that began before their Service port were not cleared")
             continue
         for flow, frontend in bypassing(listed.stdout, wanted, node):
             hit.add(frontend)
             src, dst, sport, dport = flow
-            _conntrack(tool, version, "-D", warnings, "--orig-src", src, "--orig-dst", dst, "--orig-port-src", sport, "--orig-port-dst", dport)
+            _delete(tool, version, warnings, "--orig-src", src, "--orig-dst", dst, "--orig-port-src", sport, "--orig-port-dst", dport)
     return tuple(sorted(hit))
 
 
@@ -105,16 +105,11 @@ def bypassing(listing: str, frontends: list[UdpFrontend], node: set[str]) -> lis
         frontend = by_address.get((dst, int(dport)))
         if frontend is None and dst in node:
             frontend = by_node_port.get(int(dport))
-            if frontend is not None and frontend.within and not _inside(dst, frontend.within):
+            if frontend is not None and frontend.within and not cidr_holding(dst, frontend.within):
                 frontend = None
         if frontend is not None:
             found.append(((src, dst, sport, dport), frontend))
     return found
-
-
-def _inside(address: str, cidrs: tuple[str, ...]) -> bool:
-    ip = ipaddress.ip_address(address)
-    return any(ip in ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
 def _node_addresses(version: int, warnings: list[str]) -> set[str]:
@@ -126,6 +121,8 @@ def _node_addresses(version: int, warnings: list[str]) -> set[str]:
         warnings.append(_MISSING.format("ip", "that began before their NodePort", "iproute2"))
         return set()
     done = _run([tool, "-j", f"-{version}", "address", "show"], warnings)
+    if done is None:
+        return set()
     try:
         links = json.loads(done.stdout or "[]")
     except ValueError:
@@ -136,15 +133,29 @@ def _node_addresses(version: int, warnings: list[str]) -> set[str]:
     return {ipaddress.ip_address(a["local"]).compressed for link in links for a in link.get("addr_info", ()) if a.get("scope") != "host" and "local" in a}
 
 
-def _conntrack(tool: str, version: int, command: str, warnings: list[str], *selection: str) -> subprocess.CompletedProcess[str]:
-    # Always with the family: without -f, conntrack 1.4.7 lists both. Exit status 1 of -D only
-    # means that no entry matched.
+def _delete(tool: str, version: int, warnings: list[str], *selection: str) -> int:
+    """Delete the UDP entries matching ``selection``: how many there were. A failure (no
+    conntrack netlink support, say) is a warning; exit status 1 with a count only means that
+    no entry matched."""
+    done = _conntrack(tool, version, "-D", warnings, *selection)
+    if done is None:
+        return 0
+    deleted = _DELETED.search(done.stderr)
+    if deleted is None:
+        warnings.append(f"conntrack -D {' '.join(selection)} failed: {done.stderr.strip() or f'exit status {done.returncode}'}")
+        return 0
+    return int(deleted[1])
+
+
+def _conntrack(tool: str, version: int, command: str, warnings: list[str], *selection: str) -> subprocess.CompletedProcess[str] | None:
+    # Always with the family: without -f, conntrack 1.4.7 lists both.
     return _run([tool, command, "-f", "ipv6" if version == 6 else "ipv4", "-p", "udp", *selection], warnings)
 
 
-def _run(argv: list[str], warnings: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], warnings: list[str]) -> subprocess.CompletedProcess[str] | None:
+    """The program's outcome; None, with a warning, if it could not run to its end."""
     try:
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
         warnings.append(f"{argv[0]} {argv[1]}: {err}")
-        return subprocess.CompletedProcess(argv, 1, "", str(err))
+        return None

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import socket
 from functools import lru_cache, wraps
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 def _memo(check: Callable[[str], Sequence[str]]) -> Callable[[str], Sequence[str]]:
     cached = lru_cache(maxsize=1 << 16)(lambda value: tuple(check(value)))
@@ -193,6 +193,12 @@ def non_special_ip(value: str) -> Sequence[str]:
     if multicast:
         return ["may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"]
     return []
+
+
+def cidr_holding(address: str, cidrs: Iterable[str]) -> str | None:
+    """The first of ``cidrs`` that holds ``address``."""
+    ip = ipaddress.ip_address(address)
+    return next((c for c in cidrs if ip in ipaddress.ip_network(c, strict=False)), None)
 
 
 def parse_cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

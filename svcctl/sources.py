@@ -215,15 +215,16 @@ def load(manifests: list[str]) -> tuple[list[RawObject], list[Problem]]:
     return parse(read_manifests(manifests))
 
 
-def read_config(path: str) -> Source:
-    """The text of a --config file. Raises InvalidInput when it cannot be read."""
+def read_config(path: str, what: str = "config") -> Source:
+    """The text of a --config file (``what``: another kind of settings file, named so in its
+    problems). Raises InvalidInput when it cannot be read."""
     name = show_file(path)
     try:
         return Source(name, _decoded(_read_file(path, _Budget())), False)
     except OSError as err:
-        problem = Problem(f"cannot read config: {err.strerror or err}", file=name)
+        problem = Problem(f"cannot read {what}: {err.strerror or err}", file=name)
     except _Unreadable as err:
-        problem = Problem(f"cannot read config: {err}", file=name)
+        problem = Problem(f"cannot read {what}: {err}", file=name)
     except UnicodeDecodeError as err:
         problem = _not_utf8(name, err)
     raise InvalidInput([problem])

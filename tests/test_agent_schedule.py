@@ -88,3 +88,21 @@ def test_sighup_makes_a_reload_due_at_once() -> None:
     assert when <= 105.0 and kind is Kind.RELOAD
     assert sync(schedule, 105.0) == (Kind.RELOAD, None)
     assert schedule.due(106.0) == (135.0, Kind.VERIFY)  # and then as before
+
+
+def test_a_sighup_before_the_first_sync_makes_it_a_reload() -> None:
+    schedule = Schedule(1.0, 30.0)
+    schedule.reload_now()
+    schedule.start(100.0)
+    when, kind = schedule.due(100.0)
+    assert when <= 100.0 and kind is Kind.RELOAD
+
+
+def test_a_sighup_during_a_backoff_reloads_after_the_retry() -> None:
+    schedule = started()
+    assert sync(schedule, 100.0, ok=False)[1] is not None
+    schedule.reload_now()
+    when, kind = schedule.due(100.0)
+    assert kind is Kind.VERIFY and when > 100.0  # the retry first
+    assert sync(schedule, when) == (Kind.VERIFY, None)
+    assert sync(schedule, when) == (Kind.RELOAD, None)

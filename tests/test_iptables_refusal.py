@@ -41,3 +41,13 @@ def test_a_refusal_after_an_earlier_table_that_could_not_be_put_back_says_so() -
     recorded = RECORDED["nft"]["chain-in-use"]
     message = describe(recorded["error"], recorded["script"], "iptables nat", OWNERS, changed=True)
     assert message.startswith("iptables refused the rules, some rules of an earlier table could not be put back, run apply again: ")
+
+
+def test_the_still_in_use_hint_is_only_for_a_chain_in_use() -> None:
+    script = "*nat\n-F SVCCTL-SEP-BBBBBBBBBBBBBBBB\n-X SVCCTL-SEP-BBBBBBBBBBBBBBBB\nCOMMIT\n"
+    gone = describe("ip6tables-nft-restore v1.8.9 (nf_tables): \nline 3: CHAIN_DEL failed (No such file or directory): chain SVCCTL-SEP-BBBBBBBBBBBBBBBB",
+                    script, "ip6tables nat", OWNERS, changed=False)
+    assert "may still jump" not in gone
+    busy = describe("ip6tables-nft-restore v1.8.9 (nf_tables): \nline 4: CHAIN_DEL failed (Device or resource busy): chain SVCCTL-SEP-BBBBBBBBBBBBBBBB",
+                    script, "ip6tables nat", OWNERS, changed=False)
+    assert busy.endswith("; a rule svcctl did not write may still jump to SVCCTL-SEP-BBBBBBBBBBBBBBBB: find it with ip6tables-save")

@@ -425,7 +425,7 @@ def test_config_errors(tmp_path) -> None:
     """A kubeconfig is read as --config is: problems at FILE or FILE:LINE:COLUMN, whole."""
     with pytest.raises(InvalidInput) as unread:
         connect("/nonexistent/kubeconfig", False)
-    assert unread.value.lines() == ["/nonexistent/kubeconfig: cannot read config: No such file or directory"]
+    assert unread.value.lines() == ["/nonexistent/kubeconfig: cannot read kubeconfig: No such file or directory"]
     broken = tmp_path / "kubeconfig"
     broken.write_text("garbage: [\n")
     with pytest.raises(InvalidInput) as syntax:
@@ -542,7 +542,7 @@ def _compile(objects: list[dict[str, Any]]) -> str:
 @pytest.mark.parametrize("args, message", [
     ([], "give a source: a DIRECTORY, --kubeconfig FILE or --in-cluster"),
     (["--in-cluster", "--kubeconfig", "kc"], "give one source: a DIRECTORY, --kubeconfig FILE or --in-cluster (not --kubeconfig and --in-cluster)"),
-    (["--kubeconfig", "/nonexistent/kubeconfig"], "/nonexistent/kubeconfig: cannot read config: No such file or directory"),
+    (["--kubeconfig", "/nonexistent/kubeconfig"], "/nonexistent/kubeconfig: cannot read kubeconfig: No such file or directory"),
 ])
 def test_run_needs_one_source(run_cli, args: list[str], message: str) -> None:
     result = run_cli("run", *args)

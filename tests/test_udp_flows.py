@@ -42,3 +42,19 @@ def test_ipv6_addresses_match_however_the_manifest_spells_them() -> None:
 
 def test_nothing_is_chosen_without_frontends() -> None:
     assert bypassing(LISTING, [], {"192.168.50.1"}) == []
+
+
+def test_a_conntrack_that_fails_is_a_warning_not_a_count(tmp_path) -> None:
+    """conntrack's own outcomes: 'N flow entries have been deleted' (exit 1 when N is 0), or an
+    error (no netlink support, say), which is a warning: forget_udp_flows never raises."""
+    from svcctl.conntrack import _delete
+
+    tool = tmp_path / "conntrack"
+    tool.write_text('#!/bin/sh\necho "conntrack v1.4.7 (conntrack-tools): Operation failed: not supported" >&2\nexit 1\n')
+    tool.chmod(0o755)
+    warnings: list[str] = []
+    assert _delete(str(tool), 4, warnings, "--dst-nat", "10.0.0.1") == 0
+    assert warnings == ["conntrack -D --dst-nat 10.0.0.1 failed: conntrack v1.4.7 (conntrack-tools): Operation failed: not supported"]
+    tool.write_text('#!/bin/sh\necho "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted." >&2\nexit 1\n')
+    warnings.clear()
+    assert _delete(str(tool), 4, warnings, "--dst-nat", "10.0.0.1") == 0 and warnings == []

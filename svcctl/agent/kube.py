@@ -248,7 +248,8 @@ def connect(kubeconfig: str | None, in_cluster: bool, timing: Timing = Timing(),
             config = KubeConfig.from_service_account(service_account).get()
         else:
             assert kubeconfig is not None
-            config = KubeConfig.from_dict(_kubeconfig(kubeconfig), fname=Path(kubeconfig)).get()
+            path = Path(kubeconfig).expanduser()  # as kubectl and lightkube take it
+            config = KubeConfig.from_dict(_kubeconfig(str(path)), fname=path).get()
         if config is None:
             raise ConfigError("no context to use")
         if config.user is None:
@@ -277,7 +278,7 @@ def _kubeconfig(path: str) -> Any:
     from ..load import parse_yaml_document
     from ..sources import read_config
 
-    data, problems = parse_yaml_document(read_config(path))
+    data, problems = parse_yaml_document(read_config(path, "kubeconfig"))
     if problems:
         raise InvalidInput(problems)
     if not isinstance(data, dict):

@@ -63,15 +63,18 @@ class Schedule:
     retry_at: float = 0.0
 
     def start(self, now: float) -> None:
-        """The first sync is due at once, a verify: it adopts what the kernel holds."""
+        """The first sync is due at once, a verify: it adopts what the kernel holds (a reload,
+        if one was asked for before it)."""
         self.verified = now - self.sync_period
-        self.reloaded = now
+        if self.reloaded != float("-inf"):  # not asked for already (SIGHUP)
+            self.reloaded = now
 
     def change(self) -> None:
         self.changed = True
 
     def reload_now(self) -> None:
-        """A reload is due at once (SIGHUP), unless failures are being retried: the retry is one."""
+        """A reload is due at once (SIGHUP); while a failed sync waits for its retry, after the
+        retry (a verify) went well."""
         self.reloaded = float("-inf")
 
     def due(self, now: float) -> tuple[float, Kind]:

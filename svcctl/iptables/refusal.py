@@ -61,6 +61,7 @@ def describe(error: str, script: str, what: str, owners: dict[str, str], changed
     # A chain still jumped to cannot be deleted: by svcctl's own rules that is impossible (they
     # go first), so by a rule someone else wrote (iptables-nft says "Device or resource busy",
     # iptables-legacy only that the -X line failed).
-    busy = any("CHAIN_DEL" in r and "busy" in r for r in reasons) or quoted.startswith("-X ")
-    hint = f"; a rule svcctl did not write may still jump to {chain or 'the chain'}: find it with iptables-save" if busy else ""
+    busy = any("busy" in r for r in reasons) or (not reasons and quoted.startswith("-X "))
+    named = chain or next(iter(_CHAIN.findall(" ".join(reasons))), "the chain")
+    hint = f"; a rule svcctl did not write may still jump to {named}: find it with {what.split()[0]}-save" if busy else ""
     return f"iptables refused the rules, {outcome}: {'; '.join(reasons) or 'iptables-restore gave no reason'}{where if number else ''}{owner}{hint}"

@@ -157,7 +157,7 @@ def apply(plan: Planned, dry_run: bool = False, reload: bool = False) -> ApplyRe
     diff is returned. Raises IptablesRefused (nothing changed) or KernelError."""
     privileged()
     with locked(LOCK):
-        saves = Saves(plan.mode)
+        saves = Saves(plan.mode, other=not dry_run)
         xt, saved = saves.choose()
         live = _live(saved)
         if not dry_run:

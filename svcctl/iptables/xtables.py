@@ -107,11 +107,11 @@ class Saves:
     """iptables-save of both families, for the flavour asked for or, with ``auto``, for each one
     installed; the programs run while svcctl does other work (diff compiles the plan meanwhile)."""
 
-    def __init__(self, requested: Mode) -> None:
+    def __init__(self, requested: Mode, other: bool = False) -> None:
+        """``other``: with a mode asked for, also read the other flavour, if installed, to tell
+        whether it holds svcctl's chains too (``also_in``: both would process every packet)."""
         self.requested = requested
-        # Both flavours installed, also for a mode asked for: the other one is read to warn when
-        # it holds svcctl's chains too (both would process every packet).
-        modes = [m for m in (Mode.NFT, Mode.LEGACY) if m is requested or installed(m)]
+        modes = [m for m in (Mode.NFT, Mode.LEGACY) if m is requested or ((other or requested is Mode.AUTO) and installed(m))]
         if not modes:
             raise KernelError(NOT_INSTALLED)
         self.also_in: Mode | None = None  # the other flavour, when svcctl's chains are there too

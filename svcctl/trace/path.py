@@ -26,7 +26,6 @@ makes from the same plan; ``svcctl trace --kernel`` checks it against the kernel
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -48,6 +47,7 @@ from ..plan.model import (
     PortRef,
     Target,
 )
+from ..formats import cidr_holding
 from ..topology import HintUse, Mode
 from .packet import Packet, endpoint_text
 
@@ -98,12 +98,6 @@ def _family(plan: Plan, version: int) -> FamilyPlan:
     return next(f for f in plan.families if f.version == version)
 
 
-def _inside(address: str, cidrs: tuple[str, ...]) -> str | None:
-    """The first of ``cidrs`` that holds ``address``."""
-    ip = ipaddress.ip_address(address)
-    return next((c for c in cidrs if ip in ipaddress.ip_network(c)), None)
-
-
 def service_name(ref: PortRef) -> str:
     """``ns/name:port`` (the port's name, or its number when it has none)."""
     return f"{ref.service}:{ref.port_name or ref.port}"
@@ -124,7 +118,7 @@ class _Walk:
         self.reasons: list[str] = []
         self.key = Destination(packet.destination, packet.protocol, packet.port)
         self.node_port = NodePort(packet.protocol, packet.port)
-        self.pod_cidr = _inside(packet.source, fp.cluster_cidrs)
+        self.pod_cidr = cidr_holding(packet.source, fp.cluster_cidrs)
         local = packet.local
         self.before_dnat = "output, before DNAT" if local else "prerouting, before DNAT"
         self.dnat = "nat output" if local else "nat prerouting"
@@ -132,7 +126,7 @@ class _Walk:
         self.node_address = False
         # IPv4 only: Linux routes an IPv6 packet from ::1 off the node (masquerade then gives it
         # the node's address), an IPv4 one from 127.0.0.0/8 not (measured, Linux 6.18).
-        self.loopback_source = local and fp.version == 4 and bool(_inside(packet.source, (LOOPBACK[4],)))
+        self.loopback_source = local and fp.version == 4 and bool(cidr_holding(packet.source, (LOOPBACK[4],)))
 
     def say(self, where: str, what: str) -> None:
         self.reasons.append(f"{where}: {what}")
@@ -209,7 +203,7 @@ class _Walk:
             services = ", ".join(dict.fromkeys(pp.port.service for pp, _, _ in held))
             self.say("destination", f"{p.destination} is a Service address ({services}), but no Service port there is {proto}")
             return None
-        cidr = _inside(p.destination, self.fp.service_cidrs)
+        cidr = cidr_holding(p.destination, self.fp.service_cidrs)
         if cidr:
             self.say("destination", f"{p.destination} is no Service's address, but inside the service CIDR {cidr}")
             return None
@@ -217,11 +211,11 @@ class _Walk:
         self.filter = "filter output" if p.local else "filter input"
         self.node_address = True
         what = f"{p.destination} is no Service address: taken as one of this node's addresses"
-        if _inside(p.destination, (LOOPBACK[self.fp.version],)):
+        if cidr_holding(p.destination, (LOOPBACK[self.fp.version],)):
             self.say("destination", f"{what}, a loopback one: NodePorts never answer there")
             return None
         if self.fp.nodeport_cidrs:
-            if not _inside(p.destination, self.fp.nodeport_cidrs):
+            if not cidr_holding(p.destination, self.fp.nodeport_cidrs):
                 self.say("destination", f"{what}, outside --nodeport-addresses {', '.join(self.fp.nodeport_cidrs)}: NodePorts do not answer there")
                 return None
             what += " within --nodeport-addresses"
@@ -238,7 +232,7 @@ class _Walk:
         if ranges is None:
             return True
         allowed = f"loadBalancerSourceRanges of {port.port.service} allow {', '.join(ranges)}"
-        inside = _inside(self.packet.source, ranges)
+        inside = cidr_holding(self.packet.source, ranges)
         if inside is None:
             self.say(self.before_dnat, f"{allowed}; {self.packet.source} is in none of them: dropped")
             return False
@@ -316,7 +310,7 @@ class _Walk:
         if p.destination in self.fp.cluster_ips:
             self.say(self.filter, f"{p.destination} is a ClusterIP, but not of a {p.protocol.value.lower()}/{p.port} Service port: rejected, the client is refused at once")
             return Verdict.REJECT
-        cidr = _inside(p.destination, self.fp.service_cidrs)
+        cidr = cidr_holding(p.destination, self.fp.service_cidrs)
         if cidr:
             self.say(self.filter, f"no Service holds {p.destination} in the service CIDR {cidr}: dropped")
             return Verdict.DROP
