@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from typing import NamedTuple
 
+from .backends import ApplyResult
 from .formats import cidr_holding, ip_version
 
 _MISSING = "{} is not installed: UDP flows {} were not cleared (apt-get install {})"
@@ -48,6 +49,13 @@ class Forgotten(NamedTuple):
     endpoints: tuple[tuple[str, int], ...]
     frontends: tuple[UdpFrontend, ...]
     warnings: tuple[str, ...]
+
+
+def committed(changed: bool, summary: str, removed: tuple[tuple[str, int], ...], new: tuple[UdpFrontend, ...]) -> ApplyResult:
+    """What an apply (or an agent's sync) did, once its commit is in: the UDP flows it leaves
+    behind deleted (forget_udp_flows), and said."""
+    forgotten = forget_udp_flows(removed, new)
+    return ApplyResult(changed, summary, "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
 
 
 def forget_udp_flows(removed: tuple[tuple[str, int], ...], new: tuple[UdpFrontend, ...] = ()) -> Forgotten:

@@ -144,13 +144,10 @@ class DirectorySource:
             yield Synced()
             last_scan = time.monotonic()
             while True:
-                if self._writing:  # no event comes when a writer closes: look again each batch
-                    try:
-                        changes = await asyncio.wait_for(batches.get(), _BATCH_MS / 1000)
-                    except asyncio.TimeoutError:
-                        changes = {(watchfiles.Change.modified, str(self.path / n)) for n in self._writing}
-                else:
-                    changes = await batches.get()
+                try:  # no event comes when a writer closes: files held open are looked at each batch
+                    changes = await asyncio.wait_for(batches.get(), _BATCH_MS / 1000 if self._writing else None)
+                except asyncio.TimeoutError:
+                    changes = {(watchfiles.Change.modified, str(self.path / n)) for n in self._writing}
                 if changes is None:
                     await pumping  # raises the watcher's error, if it failed
                     return

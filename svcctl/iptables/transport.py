@@ -18,7 +18,7 @@ import re
 
 from ..backends import ApplyResult
 from ..changes import port_changes
-from ..conntrack import UdpFrontend, forget_udp_flows
+from ..conntrack import UdpFrontend, committed
 from ..kernel import KernelError, has_net_admin, in_throwaway_netns, locked
 from .changes import owners as live_owners
 from .changes import port_states
@@ -202,8 +202,7 @@ def send(xt: Xtables, plan: Planned, live: Live, whole: bool = False) -> ApplyRe
     changed = [u for u in updates if u]
     _commit(xt, changed, live, plan.owners)
     gone = {e for (_, t), s in live.items() if t is TableName.NAT for e in udp_targets(s)} - plan.udp_endpoints
-    forgotten = forget_udp_flows(tuple(sorted(gone)), tuple(sorted(new_udp_frontends(plan, live))))
-    return ApplyResult(bool(changed), said, "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
+    return committed(bool(changed), said, tuple(sorted(gone)), tuple(sorted(new_udp_frontends(plan, live))))
 
 
 def diff(plan: Planned, live: Saves, raw: bool = False) -> str:

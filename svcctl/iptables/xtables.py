@@ -103,6 +103,11 @@ def installed(mode: Mode) -> bool:
     return all(shutil.which(f"{f.value}-{mode.value}-{a}") for f in Family for a in ("save", "restore"))
 
 
+def _holds_chains(saved: dict[Family, str]) -> bool:
+    """Whether one flavour's iptables-save output holds svcctl's chains."""
+    return any(f"\n:{PREFIX}" in text for text in saved.values())
+
+
 class Saves:
     """iptables-save of both families, for the flavour asked for or, with ``auto``, for each one
     installed; the programs run while svcctl does other work (diff compiles the plan meanwhile)."""
@@ -139,14 +144,14 @@ class Saves:
             if self.requested in failed or (self.requested is Mode.AUTO and failed):
                 raise failed.get(self.requested) or next(iter(failed.values()))
             for mode, texts in saved.items():
-                if mode is not self.requested and any(f"\n:{PREFIX}" in text for text in texts.values()):
+                if mode is not self.requested and _holds_chains(texts):
                     self.also_in = mode
             return Xtables(self.requested), saved[self.requested]
         # auto: a flavour this kernel cannot read (no x_tables, say) is not the node's.
         saved = {m: texts for m, texts in saved.items() if m not in failed}
         if not saved:
             raise next(iter(failed.values()))
-        with_chains = [m for m, texts in saved.items() if any(f"\n:{PREFIX}" in text for text in texts.values())]
+        with_chains = [m for m, texts in saved.items() if _holds_chains(texts)]
         if len(with_chains) > 1:
             raise KernelError(
                 "svcctl's chains are in both iptables-nft and iptables-legacy: choose one with --iptables-mode "

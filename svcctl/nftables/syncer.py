@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Iterator, NamedTuple
 
 from ..backends import ApplyResult
-from ..conntrack import UdpFrontend, forget_udp_flows
+from ..conntrack import UdpFrontend, committed
 from ..kernel import KernelError, locked
 from ..options import Options
 from ..plan import ServicePlan, family_settings
@@ -162,8 +162,7 @@ class Syncer:
         self._committed = counted
         self._before.clear()
         udp = tuple(sorted((ip, int(port)) for ip, port in gone_udp))
-        forgotten = forget_udp_flows(udp, tuple(sorted(new_udp)))
-        return ApplyResult(bool(ops), describe(ops) if ops else "no changes", "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
+        return committed(bool(ops), describe(ops) if ops else "no changes", udp, tuple(sorted(new_udp)))
 
     def _delta(self, version: int, counted: _Counted) -> tuple[list[Operation], set[tuple[str, ...]], set[UdpFrontend]]:
         """The operations that commit the changed Services, the UDP endpoints they remove and

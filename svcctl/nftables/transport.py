@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from typing import Iterator
 
 from ..backends import ApplyResult
-from ..conntrack import forget_udp_flows
+from ..conntrack import committed
 from ..kernel import KernelError, Refused, in_throwaway_netns, locked
 from .decide import transaction
 from .changes import diff_text
@@ -132,8 +132,7 @@ def apply(ruleset: Ruleset, dry_run: bool = False, reload: bool = False) -> Appl
             return ApplyResult(bool(tx), tx.summary, diff_text(live_texts, planned_listings(ruleset)), (), ())
         if tx:
             _send(nft, ruleset, tx, dry_run=False)
-        forgotten = forget_udp_flows(tx.removed_udp_endpoints, tx.new_udp_frontends)
-        return ApplyResult(bool(tx), tx.summary, "", forgotten.endpoints, forgotten.warnings, forgotten.frontends)
+        return committed(bool(tx), tx.summary, tx.removed_udp_endpoints, tx.new_udp_frontends)
 
 
 def diff(ruleset: Ruleset, live: Listing, raw: bool = False) -> str:
